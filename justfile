@@ -1,0 +1,30 @@
+# Recipes; run them through ./x (it installs the pinned tools first).
+export PATH := justfile_directory() + "/.tools/bin:" + env_var("PATH")
+export DISPUTES_NATS_SERVER := justfile_directory() + "/.tools/bin/nats-server"
+
+default:
+    @just --list
+
+# Every check CI runs: formatting, lints, all tests (property tests at 10,000 cases).
+test:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo test --workspace --all-targets
+
+# Run the service on the dev config, starting the pinned nats-server on 127.0.0.1:4333 if nothing listens there.
+serve:
+    cargo build --release -p disputes
+    tools/dev-nats.sh
+    target/release/disputes serve --config config/dev.toml
+
+# Walk a dispute through a few commands against a running `./x serve`.
+demo:
+    cargo run --release -p disputes --example demo
+
+# Every benchmark workload, sized to finish in a few minutes.
+bench:
+    cargo build --release -p disputes
+    target/release/disputes bench inproc
+    target/release/disputes bench replay
+    target/release/disputes bench nats
+    target/release/disputes bench scheduler
