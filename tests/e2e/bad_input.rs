@@ -1,0 +1,298 @@
+//! Bad input gets its error code and appends nothing (checked through `history`).
+
+use serde_json::{json, Value};
+
+use crate::support::{shared_client, unique, Dispute};
+
+async fn opened() -> Dispute {
+    let d = Dispute::new(&shared_client().await);
+    d.open("not_received", 12999, json!({"solution": "full_refund"}))
+        .await;
+    d
+}
+
+async fn assert_code(d: &Dispute, command_type: &str, body: impl Into<bytes::Bytes>, code: &str) {
+    let reply = d.client.cmd_raw(command_type, body).await;
+    assert_eq!(reply["ok"], false, "{reply}");
+    assert_eq!(reply["error"]["code"], json!(code), "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "a message says why: {reply}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_invalid_request_and_append_nothing() {
+    let d = opened().await;
+    let counter = |data: Value| {
+        let mut body = d.body("seller", json!({}));
+        body["data"] = data;
+        serde_json::to_vec(&body).unwrap()
+    };
+    assert_code(&d, "accept_proposal", "not json", "invalid_request").await;
+    assert_code(&d, "accept_proposal", "[1,2]", "invalid_request").await;
+    assert_code(
+        &d,
+        "counter_propose",
+        counter(json!({"proposal": {"solution": "partial_refund", "amount": 10.5}})),
+        "invalid_request",
+    )
+    .await;
+    assert_code(
+        &d,
+        "counter_propose",
+        counter(json!({"proposal": {"solution": "partial_refund", "amount": "10"}})),
+        "invalid_request",
+    )
+    .await;
+    assert_code(
+        &d,
+        "counter_propose",
+        counter(json!({"proposal": {"solution": "store_credit"}})),
+        "invalid_request",
+    )
+    .await;
+    assert_code(
+        &d,
+        "counter_propose",
+        counter(json!({"proposal": {"solution": "full_refund", "amount": 5}})),
+        "invalid_request",
+    )
+    .await;
+    assert_code(
+        &d,
+        "counter_propose",
+        counter(json!({"proposal": {"solution": "partial_refund"}})),
+        "invalid_request",
+    )
+    .await;
+    assert_code(&d, "counter_propose", counter(json!({})), "invalid_request").await;
+    assert_code(
+        &d,
+        "counter_propose",
+        counter(json!({"proposal": {"solution": "full_refund"}, "extra": 1})),
+        "invalid_request",
+    )
+    .await;
+    let mut unknown_top = d.body("seller", json!({}));
+    unknown_top["surprise"] = json!(true);
+    assert_code(
+        &d,
+        "accept_proposal",
+        serde_json::to_vec(&unknown_top).unwrap(),
+        "invalid_request",
+    )
+    .await;
+    let mut no_actor = d.body("seller", json!({}));
+    no_actor.as_object_mut().unwrap().remove("actor");
+    assert_code(
+        &d,
+        "accept_proposal",
+        serde_json::to_vec(&no_actor).unwrap(),
+        "invalid_request",
+    )
+    .await;
+    let mut huge = d.body("seller", json!({"text": "x".repeat(70 * 1024)}));
+    huge["data"]["attachments"] = json!([]);
+    assert_code(
+        &d,
+        "post_message",
+        serde_json::to_vec(&huge).unwrap(),
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(d.history().await.len(), 2, "only the open's two events");
+}
+
+#[tokio::test]
+async fn out_of_range_values_are_invalid_value_and_append_nothing() {
+    let d = opened().await;
+    let with = |role: &str, data: Value| serde_json::to_vec(&d.body(role, data)).unwrap();
+    assert_code(
+        &d,
+        "counter_propose",
+        with(
+            "seller",
+            json!({"proposal": {"solution": "partial_refund", "amount": 0}}),
+        ),
+        "invalid_value",
+    )
+    .await;
+    assert_code(
+        &d,
+        "counter_propose",
+        with(
+            "seller",
+            json!({"proposal": {"solution": "partial_refund", "amount": -5}}),
+        ),
+        "invalid_value",
+    )
+    .await;
+    assert_code(
+        &d,
+        "counter_propose",
+        with(
+            "seller",
+            json!({"proposal": {"solution": "partial_refund", "amount": 12999}}),
+        ),
+        "invalid_value",
+    )
+    .await;
+    assert_code(
+        &d,
+        "counter_propose",
+        with("seller", json!({"proposal": {"solution": "release_funds"}})),
+        "invalid_value",
+    )
+    .await;
+    assert_code(
+        &d,
+        "post_message",
+        with("buyer", json!({"text": "x".repeat(4001)})),
+        "invalid_value",
+    )
+    .await;
+    let attachments: Vec<String> = (0..21).map(|i| format!("a{i}")).collect();
+    assert_code(
+        &d,
+        "post_message",
+        with("buyer", json!({"text": "x", "attachments": attachments})),
+        "invalid_value",
+    )
+    .await;
+    let mut bad_id = d.body("seller", json!({}));
+    bad_id["dispute_id"] = json!("d 1001");
+    assert_code(
+        &d,
+        "accept_proposal",
+        serde_json::to_vec(&bad_id).unwrap(),
+        "invalid_value",
+    )
+    .await;
+    let mut bad_actor = d.body("seller", json!({}));
+    bad_actor["actor"]["id"] = json!("s.42");
+    assert_code(
+        &d,
+        "accept_proposal",
+        serde_json::to_vec(&bad_actor).unwrap(),
+        "invalid_value",
+    )
+    .await;
+    assert_eq!(d.history().await.len(), 2);
+}
+
+#[tokio::test]
+async fn open_judges_amounts_and_currency_before_the_dispute_exists() {
+    let client = shared_client().await;
+    let d = Dispute::new(&client);
+    let open = |amount: Value, currency: &str, proposal: Value| {
+        serde_json::to_vec(&d.body(
+            "buyer",
+            json!({"order_id": d.order, "seller_id": d.seller, "reason": "not_received",
+            "order_amount": {"amount": amount, "currency": currency}, "proposal": proposal}),
+        ))
+        .unwrap()
+    };
+    assert_code(
+        &d,
+        "open",
+        open(json!(0), "USD", json!({"solution": "full_refund"})),
+        "invalid_value",
+    )
+    .await;
+    assert_code(
+        &d,
+        "open",
+        open(json!(100), "usd", json!({"solution": "full_refund"})),
+        "invalid_value",
+    )
+    .await;
+    assert_code(
+        &d,
+        "open",
+        open(json!(100), "USDT", json!({"solution": "full_refund"})),
+        "invalid_value",
+    )
+    .await;
+    assert_code(
+        &d,
+        "open",
+        open(
+            json!(100),
+            "USD",
+            json!({"solution": "partial_refund", "amount": 100}),
+        ),
+        "invalid_value",
+    )
+    .await;
+    assert_code(
+        &d,
+        "open",
+        open(
+            json!(100),
+            "USD",
+            json!({"solution": "return_and_refund", "amount": 101}),
+        ),
+        "invalid_value",
+    )
+    .await;
+    assert_code(
+        &d,
+        "open",
+        open(json!(100.0), "USD", json!({"solution": "full_refund"})),
+        "invalid_request",
+    )
+    .await;
+    assert!(d.history().await.is_empty(), "nothing appended");
+    let exists = client.query("get", json!({"dispute_id": d.id})).await;
+    assert_eq!(exists["error"]["code"], "not_found", "{exists}");
+}
+
+#[tokio::test]
+async fn unknown_commands_missing_disputes_and_the_system_role_are_refused() {
+    let d = opened().await;
+    assert_code(
+        &d,
+        "escalate",
+        serde_json::to_vec(&d.body("buyer", json!({}))).unwrap(),
+        "unknown_command",
+    )
+    .await;
+    assert_code(
+        &d,
+        "expire_deadline",
+        serde_json::to_vec(&d.body("buyer", json!({}))).unwrap(),
+        "unknown_command",
+    )
+    .await;
+    let mut missing = d.body("seller", json!({}));
+    missing["dispute_id"] = json!(unique("nope"));
+    assert_code(
+        &d,
+        "accept_proposal",
+        serde_json::to_vec(&missing).unwrap(),
+        "not_found",
+    )
+    .await;
+    let mut system = d.body("seller", json!({}));
+    system["actor"] = json!({"role": "system", "id": "scheduler"});
+    assert_code(
+        &d,
+        "accept_proposal",
+        serde_json::to_vec(&system).unwrap(),
+        "forbidden",
+    )
+    .await;
+    let mut role = d.body("seller", json!({}));
+    role["actor"]["role"] = json!("admin");
+    assert_code(
+        &d,
+        "accept_proposal",
+        serde_json::to_vec(&role).unwrap(),
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(d.history().await.len(), 2);
+}

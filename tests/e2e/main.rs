@@ -1,0 +1,9 @@
+//! End to end over NATS: a real `nats-server` and the real `disputes` binary.
+//! One test binary (faster linking); one module per area.
+
+mod bad_input;
+mod concurrency;
+mod deadlines;
+mod faults;
+mod lifecycle;
+mod support;
