@@ -1,0 +1,343 @@
+//! The NATS workloads of `disputes bench`: they run their own `nats-server` (or `--nats-url`) and an
+//! in-process `disputes serve`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::{TimeDelta, Utc};
+use disputes_domain::{Limits, Policy};
+use disputes_store::{EventStore, SledStore, StoreOptions};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::bench::{lifecycle, percentile, report, BenchArgs, Report};
+use crate::config::Config;
+use crate::handler::{CommandHandler, Reply};
+use crate::shutdown;
+
+/// A `nats-server` child for the benchmark, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nats_server_bin() -> PathBuf {
+    std::env::var("DISPUTES_NATS_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from("nats-server"))
+}
+
+fn start_nats(dir: &Path) -> anyhow::Result<Server> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let store = dir.join("nats");
+    let config = format!(
+        "listen: \"127.0.0.1:{port}\"\nmax_payload: 262144\njetstream {{ store_dir: {store:?}, sync_interval: always }}\n"
+    );
+    let config_path = dir.join("nats.conf");
+    std::fs::write(&config_path, config)?;
+    let child = Command::new(nats_server_bin())
+        .arg("-c")
+        .arg(&config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "start {} (set DISPUTES_NATS_SERVER, or run through ./x bench)",
+                nats_server_bin().display()
+            )
+        })?;
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(20),
+            "nats-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Server {
+        child,
+        url: format!("nats://127.0.0.1:{port}"),
+    })
+}
+
+/// An in-process service on `data_dir`, stopped by the returned trigger.
+async fn start_service(
+    url: &str,
+    data_dir: &Path,
+    policy: crate::config::PolicyConfig,
+) -> anyhow::Result<(
+    shutdown::Trigger,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    async_nats::Client,
+)> {
+    let mut config = Config::default();
+    config.nats.url = url.to_owned();
+    config.store.path = data_dir.to_owned();
+    config.http.listen = String::new();
+    config.policy = policy;
+    let (trigger, shutdown) = shutdown::channel();
+    let task = tokio::spawn(crate::service::serve_until(config, shutdown));
+    let client = async_nats::connect(url).await?;
+    let started = Instant::now();
+    loop {
+        if let Ok(Ok(reply)) = tokio::time::timeout(
+            Duration::from_millis(500),
+            client.request("disputes.query.stats", "{}".into()),
+        )
+        .await
+        {
+            if serde_json::from_slice::<Value>(&reply.payload).is_ok_and(|v| v["ok"] == true) {
+                break;
+            }
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the service did not become ready"
+        );
+        anyhow::ensure!(!task.is_finished(), "the service stopped during start-up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((trigger, task, client))
+}
+
+/// Runs `disputes` lifecycles over NATS with `concurrency` clients; returns elapsed and latencies.
+async fn drive(
+    client: &async_nats::Client,
+    run: &str,
+    disputes: usize,
+    concurrency: usize,
+    subject: impl Fn(&str) -> String + Send + Sync + 'static,
+    check: bool,
+) -> anyhow::Result<(Duration, Vec<u64>)> {
+    let subject = Arc::new(subject);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let (client, subject, run) = (client.clone(), subject.clone(), run.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for n in (t..disputes).step_by(concurrency) {
+                for (ty, body) in lifecycle(&run, n) {
+                    let t0 = Instant::now();
+                    let reply = client.request(subject(ty), body.into()).await?;
+                    lat.push(t0.elapsed().as_micros() as u64);
+                    if check {
+                        let v: Value = serde_json::from_slice(&reply.payload)?;
+                        anyhow::ensure!(v["ok"] == true, "{ty} refused: {v}");
+                    }
+                }
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    Ok((elapsed, latencies))
+}
+
+pub async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
+    let (disputes, concurrency) = (
+        args.disputes.unwrap_or(2_000),
+        args.concurrency.unwrap_or(16),
+    );
+    let server = match &args.nats_url {
+        Some(_) => None,
+        None => Some(start_nats(dir)?),
+    };
+    let url = args
+        .nats_url
+        .clone()
+        .or_else(|| server.as_ref().map(|s| s.url.clone()))
+        .expect("a url");
+    let (trigger, task, client) =
+        start_service(&url, &dir.join("data"), Default::default()).await?;
+
+    // Baseline: an echo responder answering with a reply of the service's typical size.
+    let probe = client
+        .request(
+            "disputes.cmd.open",
+            lifecycle("probe", 0)[0].1.clone().into(),
+        )
+        .await?;
+    let reply_bytes = bytes::Bytes::from(vec![b'x'; probe.payload.len()]);
+    let mut echo = client.queue_subscribe("bench.echo", "bench".into()).await?;
+    let responder = client.clone();
+    let echo_task = tokio::spawn(async move {
+        while let Some(message) = echo.next().await {
+            if let Some(reply) = message.reply {
+                let _ = responder.publish(reply, reply_bytes.clone()).await;
+            }
+        }
+    });
+    let (base_elapsed, _) = drive(
+        &client,
+        "echo",
+        disputes,
+        concurrency,
+        |_| "bench.echo".to_owned(),
+        false,
+    )
+    .await?;
+    echo_task.abort();
+    let baseline = (disputes * 5) as f64 / base_elapsed.as_secs_f64();
+
+    let (elapsed, latencies) = drive(
+        &client,
+        "nats",
+        disputes,
+        concurrency,
+        |ty| format!("disputes.cmd.{ty}"),
+        true,
+    )
+    .await?;
+    trigger.trip();
+    task.await??;
+    Ok(report(
+        "nats",
+        (disputes * 5) as u64,
+        elapsed,
+        &latencies,
+        "echo responder on the same NATS",
+        Some(baseline),
+        None,
+    ))
+}
+
+/// Pending deadlines far in the future, plus a burst due at one instant: firing lag to DisputeResolved.
+pub async fn scheduler(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
+    let pending = args.disputes.unwrap_or(1_000_000);
+    let burst = 10_000;
+    let data = dir.join("data");
+    let lead = Duration::from_secs(15);
+    let due_at = crate::service::now()
+        + TimeDelta::from_std(lead)?
+        + TimeDelta::seconds((pending / 20_000) as i64);
+    let fill_dir = data.join("events");
+    let (rss_pending, pending_secs) = {
+        let dir = fill_dir.clone();
+        tokio::task::spawn_blocking(move || fill_deadlines(&dir, pending, burst, due_at)).await??
+    };
+    let server = match &args.nats_url {
+        Some(_) => None,
+        None => Some(start_nats(dir)?),
+    };
+    let url = args
+        .nats_url
+        .clone()
+        .or_else(|| server.as_ref().map(|s| s.url.clone()))
+        .expect("a url");
+    let (trigger, task, client) = start_service(&url, &data, Default::default()).await?;
+    let rss_serving = crate::bench::rss_mb();
+    // Wait for the burst to be resolved.
+    let started = Instant::now();
+    loop {
+        let stats: Value = serde_json::from_slice(
+            &client
+                .request("disputes.query.stats", "{}".into())
+                .await?
+                .payload,
+        )?;
+        let resolved = stats["stats"]["resolved_by_basis"]["seller_response_timeout"]
+            .as_u64()
+            .unwrap_or(0);
+        if resolved >= burst as u64 {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the burst did not resolve ({resolved}/{burst})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    trigger.trip();
+    task.await??;
+    let store = SledStore::open(&fill_dir, StoreOptions::default())?;
+    let mut lags = Vec::with_capacity(burst);
+    for n in 0..burst {
+        let events = store.read_stream(&format!("d-burst-{n}"))?;
+        let resolved = events
+            .iter()
+            .find(|e| e.event_type == "DisputeResolved")
+            .context("burst dispute resolved")?;
+        lags.push(
+            (resolved.occurred_at - due_at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0) as u64,
+        );
+    }
+    lags.sort_unstable();
+    let fired_secs = lags.last().copied().unwrap_or(0) as f64 / 1e6;
+    let mut r = report(
+        "scheduler",
+        burst as u64,
+        Duration::from_secs_f64(fired_secs.max(1e-6)),
+        &lags,
+        "none: firing lag from due time to DisputeResolved appended",
+        None,
+        None,
+    );
+    r.extra = Some(json!({
+        "pending_deadlines": pending,
+        "burst": burst,
+        "rss_mb_with_pending_in_store": rss_pending,
+        "rss_mb_serving": rss_serving,
+        "fill_secs": pending_secs,
+        "p50_lag_ms": percentile(&lags, 0.5).map(|us| us as f64 / 1000.0),
+        "p99_lag_ms": percentile(&lags, 0.99).map(|us| us as f64 / 1000.0),
+    }));
+    drop(server);
+    Ok(r)
+}
+
+/// Opens `pending` disputes whose deadline is days away and `burst` whose deadline is `due_at`.
+fn fill_deadlines(
+    dir: &Path,
+    pending: usize,
+    burst: usize,
+    due_at: chrono::DateTime<Utc>,
+) -> anyhow::Result<(f64, f64)> {
+    let started = Instant::now();
+    let store = Arc::new(SledStore::open(dir, StoreOptions::buffered())?);
+    let policy = Policy::default();
+    let opened_at = due_at - policy.seller_response;
+    let handler = CommandHandler::new(store.clone(), policy, Limits::default());
+    let open = |id: &str, at| {
+        let body = json!({"command_id": format!("c-{id}"), "dispute_id": id, "actor": {"role": "buyer", "id": "b-1"},
+            "data": {"order_id": format!("o-{id}"), "seller_id": "s-1", "reason": "not_received",
+            "order_amount": {"amount": 100, "currency": "USD"}, "proposal": {"solution": "full_refund"}}});
+        let reply = handler.handle("open", &serde_json::to_vec(&body).expect("json"), at);
+        assert!(matches!(reply, Reply::Accepted(_)), "{}", reply.to_json());
+    };
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let open = &open;
+            scope.spawn(move || {
+                for n in (t..pending).step_by(4) {
+                    open(&format!("d-pending-{n}"), crate::service::now());
+                }
+                for n in (t..burst).step_by(4) {
+                    open(&format!("d-burst-{n}"), opened_at);
+                }
+            });
+        }
+    });
+    Ok((crate::bench::rss_mb(), started.elapsed().as_secs_f64()))
+}

@@ -1,0 +1,278 @@
+//! The service's configuration: a TOML file (every key has a default), then environment overrides.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use disputes_domain::{Limits, Policy};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub nats: NatsConfig,
+    pub store: StoreConfig,
+    pub policy: PolicyConfig,
+    pub http: HttpConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NatsConfig {
+    pub url: String,
+    pub subject_prefix: String,
+    pub events_stream: String,
+    pub deadlines_stream: String,
+    /// A `.creds` file (JWT + nkey seed).
+    pub creds: Option<PathBuf>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    pub nkey_seed_file: Option<PathBuf>,
+    pub tls_ca: Option<PathBuf>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig {
+            url: "nats://127.0.0.1:4222".into(),
+            subject_prefix: "disputes".into(),
+            events_stream: "DISPUTE_EVENTS".into(),
+            deadlines_stream: "DISPUTE_DEADLINES".into(),
+            creds: None,
+            user: None,
+            password: None,
+            token: None,
+            nkey_seed_file: None,
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: PathBuf::from("./data"),
+        }
+    }
+}
+
+/// `[policy]`: humantime durations ("5d", "24h", "2s").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    #[serde(with = "humantime_serde_compat")]
+    pub seller_response: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub buyer_decision: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub shipping_proof: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub buyer_evidence: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub return_address: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub return_shipment: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub return_receipt: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub reminder_lead: Duration,
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            seller_response: DAY * 5,
+            buyer_decision: DAY * 5,
+            shipping_proof: DAY * 3,
+            buyer_evidence: DAY * 3,
+            return_address: DAY * 5,
+            return_shipment: DAY * 7,
+            return_receipt: DAY * 30,
+            reminder_lead: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl PolicyConfig {
+    pub fn to_policy(&self) -> anyhow::Result<Policy> {
+        let d = |name: &str, value: Duration| {
+            anyhow::ensure!(!value.is_zero(), "[policy] {name} must be longer than zero");
+            chrono::TimeDelta::from_std(value)
+                .with_context(|| format!("[policy] {name} is too long"))
+        };
+        Ok(Policy {
+            seller_response: d("seller_response", self.seller_response)?,
+            buyer_decision: d("buyer_decision", self.buyer_decision)?,
+            shipping_proof: d("shipping_proof", self.shipping_proof)?,
+            buyer_evidence: d("buyer_evidence", self.buyer_evidence)?,
+            return_address: d("return_address", self.return_address)?,
+            return_shipment: d("return_shipment", self.return_shipment)?,
+            return_receipt: d("return_receipt", self.return_receipt)?,
+            reminder_lead: chrono::TimeDelta::from_std(self.reminder_lead)
+                .context("[policy] reminder_lead is too long")?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Where `/metrics` and `/healthz` are served; empty to turn the endpoint off.
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        let addr = self
+            .listen
+            .parse()
+            .with_context(|| format!("[http] listen {:?}", self.listen))?;
+        Ok(Some(addr))
+    }
+}
+
+/// `[limits]`: caps against abuse. Defaults are the contract's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub body_bytes_max: usize,
+    pub text_chars_max: usize,
+    pub attachments_max: usize,
+    pub attachment_chars_max: usize,
+    pub list_limit_max: usize,
+    /// Commands and queries being worked on at once; more wait in NATS.
+    pub inflight_max: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let domain = Limits::default();
+        LimitsConfig {
+            body_bytes_max: domain.body_bytes_max,
+            text_chars_max: domain.text_chars_max,
+            attachments_max: domain.attachments_max,
+            attachment_chars_max: domain.attachment_chars_max,
+            list_limit_max: 500,
+            inflight_max: 256,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn to_limits(&self) -> Limits {
+        Limits {
+            body_bytes_max: self.body_bytes_max,
+            text_chars_max: self.text_chars_max,
+            attachments_max: self.attachments_max,
+            attachment_chars_max: self.attachment_chars_max,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the file (if given), then applies `DISPUTES_NATS_URL` and `DISPUTES_DATA_DIR`.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("read config {}", path.display()))?;
+                toml::from_str(&text).with_context(|| format!("parse config {}", path.display()))?
+            }
+            None => Config::default(),
+        };
+        if let Ok(url) = std::env::var("DISPUTES_NATS_URL") {
+            config.nats.url = url;
+        }
+        if let Ok(dir) = std::env::var("DISPUTES_DATA_DIR") {
+            config.store.path = PathBuf::from(dir);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        let prefix = &self.nats.subject_prefix;
+        anyhow::ensure!(
+            !prefix.is_empty()
+                && prefix
+                    .split('.')
+                    .all(|t| !t.is_empty() && !t.contains(['*', '>', ' '])),
+            "[nats] subject_prefix {prefix:?} must be dot-separated tokens without wildcards"
+        );
+        self.policy.to_policy()?;
+        self.http.addr()?;
+        anyhow::ensure!(
+            self.limits.list_limit_max >= 1,
+            "[limits] list_limit_max must be at least 1"
+        );
+        anyhow::ensure!(
+            self.limits.inflight_max >= 1,
+            "[limits] inflight_max must be at least 1"
+        );
+        Ok(())
+    }
+}
+
+/// Durations as humantime strings ("5d", "1h 30m", "2s").
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_gives_the_contract_defaults() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.nats.subject_prefix, "disputes");
+        assert_eq!(config.nats.events_stream, "DISPUTE_EVENTS");
+        assert_eq!(config.policy.to_policy().unwrap(), Policy::default());
+        assert_eq!(config.http.listen, "127.0.0.1:9464");
+    }
+
+    #[test]
+    fn policy_durations_are_humantime() {
+        let config: Config =
+            toml::from_str("[policy]\nseller_response = \"2s\"\nreturn_receipt = \"30d\"").unwrap();
+        assert_eq!(config.policy.seller_response, Duration::from_secs(2));
+        assert_eq!(config.policy.return_receipt, DAY * 30);
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        assert!(toml::from_str::<Config>("[store]\npth = \"x\"").is_err());
+    }
+}

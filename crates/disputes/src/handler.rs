@@ -1,0 +1,398 @@
+//! The command side: parse, answer repeats, rebuild the dispute, decide, append durably, reply.
+//!
+//! Synchronous on purpose (the store's `append` blocks until the events are on disk); the NATS
+//! edge calls it from `spawn_blocking`. Everything here is deterministic given `now`.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use disputes_domain::{
+    self as domain, DeadlineKind, ErrorCode, Event, Limits, Policy, Refusal, Request, State,
+};
+use disputes_store::{
+    ActorRef, AppendOutcome, AppendRequest, CommandOutcome, CommandRecord, Envelope, EventStore,
+    NewEvent, StoreError,
+};
+use serde_json::{json, Value};
+use sha2::Digest as _;
+
+/// A command that loses the optimistic race this many times in a row is answered `unavailable`.
+const APPEND_ATTEMPTS_MAX: usize = 64;
+
+/// What a command gets back; `to_json` gives the wire form of protocol.md.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Accepted(Accepted),
+    Refused(Refusal),
+}
+
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub dispute_id: String,
+    pub version: u64,
+    pub seq: u64,
+    pub status: String,
+    pub events: Vec<Envelope>,
+    pub replayed: bool,
+}
+
+impl Reply {
+    pub fn to_json(&self) -> Value {
+        match self {
+            Reply::Accepted(a) => {
+                let mut reply = json!({
+                    "ok": true,
+                    "dispute_id": a.dispute_id,
+                    "version": a.version,
+                    "seq": a.seq,
+                    "status": a.status,
+                    "events": a.events,
+                });
+                if a.replayed {
+                    reply["replayed"] = Value::Bool(true);
+                }
+                reply
+            }
+            Reply::Refused(refusal) => refusal_json(refusal.code(), refusal.message()),
+        }
+    }
+
+    /// The wire code of a refusal, or "ok".
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reply::Accepted(_) => "ok",
+            Reply::Refused(refusal) => refusal.code().as_str(),
+        }
+    }
+}
+
+pub fn refusal_json(code: ErrorCode, message: &str) -> Value {
+    json!({"ok": false, "error": {"code": code.as_str(), "message": message}})
+}
+
+/// The result of applying one deadline expiry.
+#[derive(Debug)]
+pub enum ExpiryOutcome {
+    /// The expiry was due and active: these events were appended.
+    Applied(Vec<Envelope>),
+    /// Stale (the dispute moved on), early, or for an unknown dispute: nothing changed.
+    Ignored,
+}
+
+pub struct CommandHandler<S> {
+    store: Arc<S>,
+    policy: Policy,
+    limits: Limits,
+}
+
+impl<S: EventStore> CommandHandler<S> {
+    pub fn new(store: Arc<S>, policy: Policy, limits: Limits) -> Self {
+        CommandHandler {
+            store,
+            policy,
+            limits,
+        }
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Handles one command body received on `<prefix>.cmd.<command_type>`.
+    pub fn handle(&self, command_type: &str, body: &[u8], now: DateTime<Utc>) -> Reply {
+        match self.try_handle(command_type, body, now) {
+            Ok(reply) => reply,
+            Err(refusal) => Reply::Refused(refusal),
+        }
+    }
+
+    fn try_handle(
+        &self,
+        command_type: &str,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Reply, Refusal> {
+        if domain::CommandType::parse(command_type)
+            .is_none_or(|t| t == domain::CommandType::ExpireDeadline)
+        {
+            return Err(Refusal::new(
+                ErrorCode::UnknownCommand,
+                format!("no command named {command_type:?}"),
+            ));
+        }
+        let fingerprint = self.fingerprint_of(command_type, body);
+        if let Some(reply) = self.replay(fingerprint.as_ref())? {
+            return Ok(reply);
+        }
+        let parsed = domain::parse_command(command_type, body, &self.limits)?;
+        let Some((command_id, fingerprint)) = fingerprint else {
+            unreachable!("a body that parses as a command has a command_id");
+        };
+        debug_assert_eq!(command_id, parsed.command_id.as_str());
+        let record = CommandRecord {
+            command_id,
+            fingerprint,
+            meta: Value::Null,
+        };
+        let result = self.decide_and_append(
+            parsed.dispute_id.as_str(),
+            &parsed.request,
+            Some(record.clone()),
+            now,
+        );
+        match result {
+            // A concurrent copy of this command may have been accepted while this one was judged
+            // against the state it left: then this one is a repeat, and gets that first reply.
+            Err(refusal) => match self.replay(Some(&(record.command_id, record.fingerprint)))? {
+                Some(reply) => Ok(reply),
+                None => Err(refusal),
+            },
+            ok => ok,
+        }
+    }
+
+    /// The command id and fingerprint of a body, when it is a JSON object with a string `command_id`.
+    fn fingerprint_of(&self, command_type: &str, body: &[u8]) -> Option<(String, String)> {
+        if body.len() > self.limits.body_bytes_max {
+            return None;
+        }
+        let value: Value = serde_json::from_slice(body).ok()?;
+        let command_id = value.get("command_id")?.as_str()?.to_owned();
+        // The canonical form can be as long as the body; the store keeps its SHA-256.
+        let canonical = domain::fingerprint(command_type, &value);
+        let digest = sha2::Sha256::digest(canonical.as_bytes());
+        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
+        Some((command_id, hex))
+    }
+
+    /// Rule 1 of "which refusal wins": a repeated command id is answered from its first reply.
+    fn replay(&self, fingerprint: Option<&(String, String)>) -> Result<Option<Reply>, Refusal> {
+        let Some((command_id, fingerprint)) = fingerprint else {
+            return Ok(None);
+        };
+        match self.store.command(command_id).map_err(store_refusal)? {
+            None => Ok(None),
+            Some(outcome) => replayed(outcome, fingerprint).map(Some),
+        }
+    }
+
+    fn decide_and_append(
+        &self,
+        dispute_id: &str,
+        request: &Request,
+        record: Option<CommandRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<Reply, Refusal> {
+        let fingerprint = record.as_ref().map(|r| r.fingerprint.clone());
+        match self.write(dispute_id, request, record, now)? {
+            Written::Appended { envelopes, status } => Ok(Reply::Accepted(Accepted {
+                dispute_id: dispute_id.to_owned(),
+                version: envelopes.last().map_or(0, |e| e.version),
+                seq: envelopes.last().map_or(0, |e| e.seq),
+                status,
+                events: envelopes,
+                replayed: false,
+            })),
+            Written::Duplicate(outcome) => {
+                replayed(outcome, fingerprint.as_deref().unwrap_or_default())
+            }
+            Written::Nothing => {
+                unreachable!("an accepted party command appends at least one event")
+            }
+        }
+    }
+
+    /// Applies the scheduler's expiry of `kind` due at `due_at`, exactly once: a stale or early expiry
+    /// decides no events; a repeated one finds the deadline no longer active.
+    pub fn expire(
+        &self,
+        dispute_id: &str,
+        kind: DeadlineKind,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ExpiryOutcome, Refusal> {
+        let request = Request::expiry(kind, due_at);
+        match self.write(dispute_id, &request, None, now) {
+            Ok(Written::Appended { envelopes, .. }) => Ok(ExpiryOutcome::Applied(envelopes)),
+            Ok(Written::Nothing) => Ok(ExpiryOutcome::Ignored),
+            Ok(Written::Duplicate(_)) => unreachable!("an expiry has no command id"),
+            Err(refusal) if refusal.code() == ErrorCode::NotFound => Ok(ExpiryOutcome::Ignored),
+            Err(refusal) => Err(refusal),
+        }
+    }
+
+    /// Read, decide, append; on a lost optimistic race, again (the state moved, so the decision may too).
+    fn write(
+        &self,
+        dispute_id: &str,
+        request: &Request,
+        record: Option<CommandRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<Written, Refusal> {
+        let command_id = record.as_ref().map(|r| r.command_id.clone());
+        let actor = actor_ref(&request.actor);
+        for _ in 0..APPEND_ATTEMPTS_MAX {
+            let state = self.load(dispute_id)?;
+            let events = domain::decide(&state, request, now, &self.policy)?;
+            if events.is_empty() {
+                return Ok(Written::Nothing);
+            }
+            let status = status_after(state.clone(), &events);
+            let append = AppendRequest {
+                dispute_id: dispute_id.to_owned(),
+                expected_version: version_of(&state),
+                reserve_order: opened_order(&events),
+                command: record.clone().map(|r| CommandRecord {
+                    meta: json!({ "status": status }),
+                    ..r
+                }),
+                events: events
+                    .iter()
+                    .map(|e| new_event(e, &actor, now, command_id.clone()))
+                    .collect(),
+            };
+            match self.store.append(append) {
+                Ok(AppendOutcome::Appended(envelopes)) => {
+                    return Ok(Written::Appended { envelopes, status })
+                }
+                Ok(AppendOutcome::Duplicate(outcome)) => return Ok(Written::Duplicate(outcome)),
+                Err(StoreError::VersionConflict { .. }) => continue,
+                Err(StoreError::OrderTaken {
+                    order_id,
+                    dispute_id,
+                }) => {
+                    return Err(Refusal::new(
+                        ErrorCode::AlreadyExists,
+                        format!("order {order_id} already has dispute {dispute_id}"),
+                    ))
+                }
+                Err(error) => return Err(store_refusal(error)),
+            }
+        }
+        Err(Refusal::new(
+            ErrorCode::Unavailable,
+            "too many concurrent writers on this dispute; retry",
+        ))
+    }
+
+    /// Rebuilds a dispute's state from its events.
+    pub fn load(&self, dispute_id: &str) -> Result<State, Refusal> {
+        let envelopes = self.store.read_stream(dispute_id).map_err(store_refusal)?;
+        Ok(fold(&envelopes))
+    }
+}
+
+enum Written {
+    Appended {
+        envelopes: Vec<Envelope>,
+        status: String,
+    },
+    Duplicate(CommandOutcome),
+    Nothing,
+}
+
+/// The first accepted reply again, or `invalid_request` when the id came with another command.
+fn replayed(outcome: CommandOutcome, fingerprint: &str) -> Result<Reply, Refusal> {
+    if outcome.fingerprint != fingerprint {
+        return Err(Refusal::new(
+            ErrorCode::InvalidRequest,
+            "command_id was already used for another command (type or body differ)",
+        ));
+    }
+    let last = outcome
+        .events
+        .last()
+        .expect("a recorded command appended events");
+    Ok(Reply::Accepted(Accepted {
+        dispute_id: outcome.dispute_id.clone(),
+        version: last.version,
+        seq: last.seq,
+        status: outcome
+            .meta
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        events: outcome.events,
+        replayed: true,
+    }))
+}
+
+pub fn store_refusal(error: StoreError) -> Refusal {
+    tracing::error!(%error, "store refused a command");
+    Refusal::new(
+        ErrorCode::Unavailable,
+        format!("the store cannot take writes now: {error}"),
+    )
+}
+
+/// Folds stored envelopes into a state. A stored event that does not decode is corruption: crash.
+pub fn fold(envelopes: &[Envelope]) -> State {
+    envelopes.iter().fold(State::Initial, |state, envelope| {
+        domain::evolve(state, &decode(envelope))
+    })
+}
+
+/// The domain event inside an envelope.
+pub fn decode(envelope: &Envelope) -> Event {
+    try_decode(envelope).unwrap_or_else(|e| {
+        panic!(
+            "stored event seq {} ({}) does not decode: {e}",
+            envelope.seq, envelope.event_type
+        )
+    })
+}
+
+pub fn try_decode(envelope: &Envelope) -> Result<Event, serde_json::Error> {
+    serde_json::from_value(json!({ "type": envelope.event_type, "data": envelope.data }))
+}
+
+fn new_event(
+    event: &Event,
+    actor: &ActorRef,
+    now: DateTime<Utc>,
+    command_id: Option<String>,
+) -> NewEvent {
+    let mut tagged = serde_json::to_value(event).expect("events serialize");
+    let data = tagged
+        .get_mut("data")
+        .map(Value::take)
+        .unwrap_or_else(|| json!({}));
+    NewEvent {
+        event_type: event.event_type().to_owned(),
+        data,
+        occurred_at: now,
+        actor: actor.clone(),
+        command_id,
+    }
+}
+
+fn actor_ref(actor: &domain::Actor) -> ActorRef {
+    serde_json::from_value(serde_json::to_value(actor).expect("actors serialize"))
+        .expect("actor shape")
+}
+
+fn version_of(state: &State) -> u64 {
+    match state {
+        State::Initial => 0,
+        State::Active(dispute) => dispute.version(),
+    }
+}
+
+fn status_after(state: State, events: &[Event]) -> String {
+    match events.iter().fold(state, domain::evolve) {
+        State::Active(dispute) => dispute.status().as_str().to_owned(),
+        State::Initial => unreachable!("events leave a dispute active"),
+    }
+}
+
+fn opened_order(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|event| match event {
+        Event::DisputeOpened { order_id, .. } => Some(order_id.as_str().to_owned()),
+        _ => None,
+    })
+}

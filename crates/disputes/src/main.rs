@@ -1,0 +1,158 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use disputes::audit::{self, Source};
+use disputes::config::Config;
+
+/// disputes: the marketplace's buyer/seller dispute process, event-sourced over NATS.
+#[derive(Parser)]
+#[command(name = "disputes", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve commands and queries over NATS; publish events; run the scheduler.
+    Serve {
+        /// TOML config (every key has a default; DISPUTES_NATS_URL and DISPUTES_DATA_DIR override).
+        #[arg(long, env = "DISPUTES_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Read the history as an auditor: from a stopped service's data dir, or from the stream.
+    Audit {
+        #[command(flatten)]
+        from: AuditSource,
+        #[command(subcommand)]
+        command: AuditCmd,
+    },
+    /// Measure throughput and latency against a baseline in the same run.
+    Bench(disputes::bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct AuditSource {
+    /// The service's config (for its data dir and stream names).
+    #[arg(long, global = true, env = "DISPUTES_CONFIG")]
+    config: Option<PathBuf>,
+    /// The service's data dir (overrides the config's [store] path).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Read the events stream over NATS instead of the data dir.
+    #[arg(long, global = true)]
+    nats_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// One dispute's events, as a table or --json.
+    History {
+        dispute_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The whole log as NDJSON, one envelope a line, in seq order.
+    Export {
+        #[arg(long, default_value_t = 1)]
+        from_seq: u64,
+    },
+    /// The dispute as it stood at an RFC 3339 time.
+    State {
+        dispute_id: String,
+        #[arg(long)]
+        at: String,
+    },
+    /// Recompute the hash chain and check the invariants over the whole history.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop the read models and rebuild them from the log (data dir only, service stopped).
+    Rebuild,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(Cli::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Cmd::Serve { config } => {
+            let config = Config::load(config.as_deref())?;
+            runtime.block_on(disputes::service::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Audit { from, command } => runtime.block_on(run_audit(from, command)),
+        Cmd::Bench(args) => {
+            runtime.block_on(disputes::bench::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn run_audit(from: AuditSource, command: AuditCmd) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(from.config.as_deref())?;
+    if let Some(dir) = from.data_dir {
+        config.store.path = dir;
+    }
+    let source = match from.nats_url {
+        Some(url) => Source::Nats {
+            url,
+            stream: config.nats.events_stream.clone(),
+            prefix: config.nats.subject_prefix.clone(),
+        },
+        None => Source::Store(config.store.path.clone()),
+    };
+    let mut out = std::io::stdout().lock();
+    match command {
+        AuditCmd::History { dispute_id, json } => {
+            audit::history(&source, &dispute_id, json, &mut out).await?
+        }
+        AuditCmd::Export { from_seq } => {
+            audit::export(&source, from_seq, &mut out).await?;
+        }
+        AuditCmd::State { dispute_id, at } => {
+            let at = disputes_domain::time::parse(&at)
+                .with_context(|| format!("--at {at:?} is not RFC 3339"))?;
+            let view = audit::state_at(&source, &dispute_id, at).await?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        AuditCmd::Verify { json } => {
+            let report = audit::verify(&source).await?;
+            if json {
+                println!("{}", audit::audit_json(&report));
+            } else {
+                audit::print_audit(&report, &mut out)?;
+            }
+            if report.first_break.is_some() {
+                return Ok(ExitCode::from(2));
+            }
+        }
+        AuditCmd::Rebuild => {
+            let Source::Store(dir) = &source else {
+                anyhow::bail!("rebuild works on a data dir, not the stream")
+            };
+            let applied = audit::rebuild(dir, config.policy.to_policy()?)?;
+            println!("rebuilt the read models from {applied} events");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,116 @@
+//! Connecting to NATS with the configured credentials and TLS, and the JetStream streams we own.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_nats::jetstream::{self, stream};
+use tokio::sync::watch;
+
+use crate::config::NatsConfig;
+
+/// Connects (retrying until the server answers) and reports (re)connections on the returned watch:
+/// its value is bumped on every `Connected` event, so tasks can re-check what NATS may have lost.
+pub async fn connect(
+    config: &NatsConfig,
+    name: &str,
+) -> anyhow::Result<(async_nats::Client, watch::Receiver<u64>)> {
+    let (connected_tx, connected_rx) = watch::channel(0u64);
+    let mut options = async_nats::ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(5))
+        .max_reconnects(None)
+        .reconnect_delay_callback(|attempts| {
+            Duration::from_millis((100 * attempts as u64).min(2_000))
+        })
+        .event_callback(move |event| {
+            let connected_tx = connected_tx.clone();
+            async move {
+                match event {
+                    async_nats::Event::Connected => {
+                        tracing::info!("nats connected");
+                        connected_tx.send_modify(|n| *n += 1);
+                    }
+                    async_nats::Event::Disconnected => tracing::warn!("nats disconnected"),
+                    other => tracing::info!(event = %other, "nats event"),
+                }
+            }
+        });
+    if let Some(path) = &config.creds {
+        options = options
+            .credentials_file(path)
+            .await
+            .with_context(|| format!("read [nats] creds {}", path.display()))?;
+    }
+    if let (Some(user), Some(password)) = (&config.user, &config.password) {
+        options = options.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(token) = &config.token {
+        options = options.token(token.clone());
+    }
+    if let Some(path) = &config.nkey_seed_file {
+        let seed = std::fs::read_to_string(path)
+            .with_context(|| format!("read [nats] nkey_seed_file {}", path.display()))?;
+        options = options.nkey(seed.trim().to_owned());
+    }
+    if let Some(ca) = &config.tls_ca {
+        options = options.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            options = options
+                .add_client_certificate(cert.clone(), key.clone())
+                .require_tls(true)
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("[nats] tls_cert and tls_key go together"),
+    }
+    let client = options
+        .connect(config.url.as_str())
+        .await
+        .with_context(|| format!("connect to NATS at {}", config.url))?;
+    Ok((client, connected_rx))
+}
+
+/// `DISPUTE_EVENTS`: file storage, nothing deleted or purged, ever.
+pub async fn ensure_events_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> anyhow::Result<stream::Stream> {
+    let stream_config = stream::Config {
+        name: config.events_stream.clone(),
+        subjects: vec![format!("{}.evt.>", config.subject_prefix)],
+        storage: stream::StorageType::File,
+        deny_delete: true,
+        deny_purge: true,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    get_or_create(js, stream_config).await
+}
+
+/// `DISPUTE_DEADLINES`: expiry and reminder messages; kept a week (long past any redelivery).
+pub async fn ensure_deadlines_stream(
+    js: &jetstream::Context,
+    config: &NatsConfig,
+) -> anyhow::Result<stream::Stream> {
+    let stream_config = stream::Config {
+        name: config.deadlines_stream.clone(),
+        subjects: vec![format!("{}.deadline.>", config.subject_prefix)],
+        storage: stream::StorageType::File,
+        max_age: Duration::from_secs(7 * 24 * 3600),
+        duplicate_window: Duration::from_secs(600),
+        ..Default::default()
+    };
+    get_or_create(js, stream_config).await
+}
+
+async fn get_or_create(
+    js: &jetstream::Context,
+    stream_config: stream::Config,
+) -> anyhow::Result<stream::Stream> {
+    let name = stream_config.name.clone();
+    js.get_or_create_stream(stream_config)
+        .await
+        .with_context(|| format!("get or create JetStream stream {name}"))
+}

@@ -1,0 +1,614 @@
+//! Read models for dashboards, fed from the store's global log, checkpointed, rebuildable.
+//!
+//! One sled db of its own (`<data>/projections`), one tree, keys by prefix:
+//! - `v\0<dispute>`: the dispute's record (its domain state, opened_at, updated_at, reminder);
+//! - `i\0<field>\0<value>\0<dispute>`: list indexes by seller, buyer, status and stage;
+//! - `d\0<due_ms>\0<dispute>\0<kind>`: active deadlines, soonest first;
+//! - `r\0<remind_ms>\0<dispute>\0<kind>`: reminders still to send;
+//! - `s\0` (all) and `s\0<seller>`: stats; `m\0checkpoint`: the last seq applied.
+//!
+//! Each batch of events and the checkpoint are written in one atomic sled batch, so after a crash
+//! the read models resume exactly where they stopped. They are derived data: no fsync; `rebuild`
+//! drops them and folds the log again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use disputes_domain::{self as domain, DeadlineKind, Event, Policy, State};
+use disputes_store::Envelope;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::handler::decode;
+
+/// Events applied in one atomic batch.
+pub const BATCH_EVENTS_MAX: usize = 1024;
+const CHECKPOINT_KEY: &[u8] = b"m\0checkpoint";
+const DEADLINES_COUNT_KEY: &[u8] = b"m\0deadlines";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("projection storage: {0}")]
+    Storage(#[from] sled::Error),
+    #[error("corrupt projection record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// One dispute as the read models keep it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub dispute_id: String,
+    pub state: State,
+    pub opened_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The pending reminder's key, if one is scheduled.
+    pub reminder: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Stats {
+    pub total: u64,
+    pub open: u64,
+    pub by_status: BTreeMap<String, u64>,
+    pub resolved_by_basis: BTreeMap<String, u64>,
+}
+
+pub struct Projections {
+    db: sled::Db,
+    tree: sled::Tree,
+    policy: Policy,
+    applied: watch::Sender<u64>,
+}
+
+impl Projections {
+    pub fn open(path: &Path, policy: Policy) -> Result<Projections, ProjectionError> {
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(1000))
+            .open()?;
+        let tree = db.open_tree("read_models")?;
+        let checkpoint = read_checkpoint(&tree)?;
+        Ok(Projections {
+            db,
+            tree,
+            policy,
+            applied: watch::Sender::new(checkpoint),
+        })
+    }
+
+    /// The last seq applied.
+    pub fn checkpoint(&self) -> u64 {
+        *self.applied.borrow()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// Drops every read model (the next `apply` starts from seq 1).
+    pub fn clear(&self) -> Result<(), ProjectionError> {
+        self.tree.clear()?;
+        self.tree.flush()?;
+        self.applied.send_replace(0);
+        Ok(())
+    }
+
+    pub fn flush(&self) -> Result<(), ProjectionError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Applies `events` (which must start right after the checkpoint) in one atomic batch.
+    pub fn apply(&self, events: &[Envelope]) -> Result<(), ProjectionError> {
+        let Some(last) = events.last() else {
+            return Ok(());
+        };
+        let checkpoint = self.checkpoint();
+        assert_eq!(
+            events[0].seq,
+            checkpoint + 1,
+            "projections apply the log in order, without gaps"
+        );
+        let mut work = Work::new(&self.tree, &self.policy);
+        for envelope in events {
+            work.apply(envelope)?;
+        }
+        let deadlines = self.deadlines_count() as i64 + work.deadlines_delta;
+        assert!(
+            deadlines >= 0,
+            "the active deadline count never goes below zero"
+        );
+        let mut batch = work.into_batch()?;
+        batch.insert(DEADLINES_COUNT_KEY, &(deadlines as u64).to_be_bytes());
+        batch.insert(CHECKPOINT_KEY, &last.seq.to_be_bytes());
+        self.tree.apply_batch(batch)?;
+        self.applied.send_replace(last.seq);
+        Ok(())
+    }
+
+    /// Active deadlines (disputes waiting on a party).
+    pub fn deadlines_count(&self) -> u64 {
+        match self.tree.get(DEADLINES_COUNT_KEY) {
+            Ok(Some(bytes)) => bytes
+                .as_ref()
+                .try_into()
+                .map(u64::from_be_bytes)
+                .unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    pub fn record(&self, dispute_id: &str) -> Result<Option<Record>, ProjectionError> {
+        get_json(&self.tree, &view_key(dispute_id))
+    }
+
+    pub fn stats(&self, seller_id: Option<&str>) -> Result<Stats, ProjectionError> {
+        Ok(get_json(&self.tree, &stats_key(seller_id))?.unwrap_or_default())
+    }
+
+    /// Disputes matching every given filter, by dispute id, after the cursor.
+    pub fn list(
+        &self,
+        filter: &ListFilter,
+        limit: usize,
+    ) -> Result<(Vec<Record>, Option<String>), ProjectionError> {
+        let (prefix, _) = filter.index();
+        let start = match &filter.after {
+            Some(after) => [prefix.as_slice(), after.as_bytes(), b"\x01"].concat(),
+            None => prefix.clone(),
+        };
+        let mut out = Vec::with_capacity(limit.min(64));
+        for item in self.tree.range(start..) {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let dispute_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            let record = self
+                .record(&dispute_id)?
+                .ok_or_else(|| ProjectionError::Corrupt {
+                    key: dispute_id.clone(),
+                    reason: "index entry without a record".into(),
+                })?;
+            if !filter.matches(&record) {
+                continue;
+            }
+            if out.len() == limit {
+                let next = out.last().map(|r: &Record| r.dispute_id.clone());
+                return Ok((out, next));
+            }
+            out.push(record);
+        }
+        Ok((out, None))
+    }
+
+    /// Active deadlines due before `before` (all when `None`), soonest first.
+    pub fn deadlines(
+        &self,
+        before: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<DeadlineEntry>, ProjectionError> {
+        self.scan_due(b"d\0", before, limit)
+    }
+
+    /// Reminders whose time is before `before`, soonest first.
+    pub fn reminders(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DeadlineEntry>, ProjectionError> {
+        self.scan_due(b"r\0", Some(before), limit)
+    }
+
+    /// The earliest key time under `prefix` (`d\0` deadlines, `r\0` reminders).
+    pub fn next_due(&self, prefix: &[u8]) -> Result<Option<DateTime<Utc>>, ProjectionError> {
+        Ok(self.scan_due(prefix, None, 1)?.first().map(|e| e.fires_at))
+    }
+
+    pub fn has_key(&self, key: &[u8]) -> bool {
+        self.tree.contains_key(key).unwrap_or(false)
+    }
+
+    /// Marks a reminder sent (removes it), unless the record moved on already.
+    pub fn remove_reminder(&self, entry: &DeadlineEntry) -> Result<(), ProjectionError> {
+        self.tree.remove(&entry.key)?;
+        Ok(())
+    }
+
+    /// Active deadlines due before `before`, soonest first, leaving out those `skip` says to.
+    pub fn due_deadlines(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<DeadlineEntry>, ProjectionError> {
+        self.scan(b"d\0", Some(before), limit, skip)
+    }
+
+    fn scan_due(
+        &self,
+        prefix: &[u8],
+        before: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<DeadlineEntry>, ProjectionError> {
+        self.scan(prefix, before, limit, |_| false)
+    }
+
+    fn scan(
+        &self,
+        prefix: &[u8],
+        before: Option<DateTime<Utc>>,
+        limit: usize,
+        skip: impl Fn(&[u8]) -> bool,
+    ) -> Result<Vec<DeadlineEntry>, ProjectionError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix(prefix) {
+            if out.len() == limit {
+                break;
+            }
+            let (key, value) = item?;
+            if skip(&key) {
+                continue;
+            }
+            let entry: DeadlineEntry = decode_json(&key, &value)?;
+            if before.is_some_and(|before| entry.fires_at >= before) {
+                break;
+            }
+            out.push(DeadlineEntry {
+                key: key.to_vec(),
+                ..entry
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// An active deadline (or its reminder) in the index.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeadlineEntry {
+    pub dispute_id: String,
+    pub deadline: DeadlineKind,
+    #[serde(with = "domain::time::serde_rfc3339")]
+    pub due_at: DateTime<Utc>,
+    /// When it fires: `due_at` for a deadline, `due_at − reminder_lead` for a reminder.
+    #[serde(with = "domain::time::serde_rfc3339")]
+    pub fires_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub key: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub seller_id: Option<String>,
+    pub buyer_id: Option<String>,
+    pub status: Option<String>,
+    pub stage: Option<String>,
+    pub after: Option<String>,
+}
+
+impl ListFilter {
+    /// The most selective index for this filter, and its name.
+    fn index(&self) -> (Vec<u8>, &'static str) {
+        let pick = [
+            ("seller", &self.seller_id),
+            ("buyer", &self.buyer_id),
+            ("status", &self.status),
+            ("stage", &self.stage),
+        ];
+        for (field, value) in pick {
+            if let Some(value) = value {
+                return (index_prefix(field, value), field);
+            }
+        }
+        (b"v\0".to_vec(), "all")
+    }
+
+    fn matches(&self, record: &Record) -> bool {
+        let State::Active(d) = &record.state else {
+            return false;
+        };
+        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        eq(&self.seller_id, d.seller_id().as_str())
+            && eq(&self.buyer_id, d.buyer_id().as_str())
+            && eq(&self.status, d.status().as_str())
+            && eq(&self.stage, d.stage().as_str())
+    }
+}
+
+/// The pending writes of one batch, with the records and stats it touched.
+struct Work<'a> {
+    tree: &'a sled::Tree,
+    policy: &'a Policy,
+    records: HashMap<String, Record>,
+    stats: HashMap<Vec<u8>, Stats>,
+    batch: sled::Batch,
+    deadlines_delta: i64,
+}
+
+impl<'a> Work<'a> {
+    fn new(tree: &'a sled::Tree, policy: &'a Policy) -> Self {
+        Work {
+            tree,
+            policy,
+            records: HashMap::new(),
+            stats: HashMap::new(),
+            batch: sled::Batch::default(),
+            deadlines_delta: 0,
+        }
+    }
+
+    fn apply(&mut self, envelope: &Envelope) -> Result<(), ProjectionError> {
+        let event = decode(envelope);
+        let before = match self.records.remove(&envelope.dispute_id) {
+            Some(record) => Some(record),
+            None => get_json(self.tree, &view_key(&envelope.dispute_id))?,
+        };
+        let mut record = before.clone().unwrap_or_else(|| Record {
+            dispute_id: envelope.dispute_id.clone(),
+            state: State::Initial,
+            opened_at: envelope.occurred_at,
+            updated_at: envelope.occurred_at,
+            reminder: None,
+        });
+        record.state = domain::evolve(record.state, &event);
+        record.updated_at = envelope.occurred_at;
+        self.reindex(before.as_ref(), &mut record, &event, envelope)?;
+        self.records.insert(envelope.dispute_id.clone(), record);
+        Ok(())
+    }
+
+    /// Moves index entries, deadlines, reminders and counters from `before` to `after`.
+    fn reindex(
+        &mut self,
+        before: Option<&Record>,
+        after: &mut Record,
+        event: &Event,
+        envelope: &Envelope,
+    ) -> Result<(), ProjectionError> {
+        let old = before.and_then(|r| active(&r.state)).map(Keys::of);
+        let new = active(&after.state)
+            .map(Keys::of)
+            .expect("a folded event leaves the dispute active");
+        let id = &after.dispute_id;
+        for (field, value) in &new.fields {
+            let old_value = old
+                .as_ref()
+                .and_then(|o| o.fields.iter().find(|(f, _)| f == field))
+                .map(|(_, v)| v);
+            if old_value != Some(value) {
+                if let Some(old_value) = old_value {
+                    self.batch
+                        .remove([index_prefix(field, old_value), id.as_bytes().to_vec()].concat());
+                }
+                self.batch.insert(
+                    [index_prefix(field, value), id.as_bytes().to_vec()].concat(),
+                    &[],
+                );
+            }
+        }
+        let old_deadline = old.as_ref().and_then(|o| o.deadline);
+        if old_deadline != new.deadline {
+            if let Some((kind, due_at)) = old_deadline {
+                self.deadlines_delta -= 1;
+                self.batch.remove(due_key(b"d\0", due_at, id, kind));
+            }
+            if let Some(key) = after.reminder.take() {
+                self.batch.remove(key);
+            }
+            if let Some((kind, due_at)) = new.deadline {
+                self.deadlines_delta += 1;
+                let entry = DeadlineEntry {
+                    dispute_id: id.clone(),
+                    deadline: kind,
+                    due_at,
+                    fires_at: due_at,
+                    key: vec![],
+                };
+                self.batch.insert(
+                    due_key(b"d\0", due_at, id, kind),
+                    serde_json::to_vec(&entry).expect("entry"),
+                );
+                self.schedule_reminder(after, kind, due_at, envelope.occurred_at);
+            }
+        }
+        self.count(old.as_ref().map(|o| o.status.as_str()), &new, event)
+    }
+
+    /// A reminder at `due_at − reminder_lead`, unless the deadline was set less than that before it.
+    fn schedule_reminder(
+        &mut self,
+        record: &mut Record,
+        kind: DeadlineKind,
+        due_at: DateTime<Utc>,
+        set_at: DateTime<Utc>,
+    ) {
+        let lead = self.policy.reminder_lead;
+        if lead <= chrono::TimeDelta::zero() || due_at - set_at < lead {
+            return;
+        }
+        let fires_at = due_at - lead;
+        let entry = DeadlineEntry {
+            dispute_id: record.dispute_id.clone(),
+            deadline: kind,
+            due_at,
+            fires_at,
+            key: vec![],
+        };
+        let key = due_key(b"r\0", fires_at, &record.dispute_id, kind);
+        self.batch
+            .insert(key.clone(), serde_json::to_vec(&entry).expect("entry"));
+        record.reminder = Some(key);
+    }
+
+    fn count(
+        &mut self,
+        old_status: Option<&str>,
+        new: &Keys,
+        event: &Event,
+    ) -> Result<(), ProjectionError> {
+        let seller = new.seller.clone();
+        for key in [stats_key(None), stats_key(Some(&seller))] {
+            let mut stats = match self.stats.remove(&key) {
+                Some(stats) => stats,
+                None => get_json(self.tree, &key)?.unwrap_or_default(),
+            };
+            if old_status != Some(new.status.as_str()) {
+                if let Some(old) = old_status {
+                    *stats.by_status.entry(old.to_owned()).or_default() -= 1;
+                } else {
+                    stats.total += 1;
+                    stats.open += 1;
+                }
+                *stats.by_status.entry(new.status.clone()).or_default() += 1;
+            }
+            if let Event::DisputeResolved { basis, .. } = event {
+                stats.open -= 1;
+                *stats
+                    .resolved_by_basis
+                    .entry(basis.as_str().to_owned())
+                    .or_default() += 1;
+            }
+            stats.by_status.retain(|_, n| *n > 0);
+            self.stats.insert(key, stats);
+        }
+        Ok(())
+    }
+
+    fn into_batch(mut self) -> Result<sled::Batch, ProjectionError> {
+        for (id, record) in &self.records {
+            self.batch.insert(
+                view_key(id),
+                serde_json::to_vec(record).expect("records serialize"),
+            );
+        }
+        for (key, stats) in &self.stats {
+            self.batch.insert(
+                key.clone(),
+                serde_json::to_vec(stats).expect("stats serialize"),
+            );
+        }
+        Ok(self.batch)
+    }
+}
+
+/// What a record is indexed by.
+struct Keys {
+    fields: Vec<(&'static str, String)>,
+    seller: String,
+    status: String,
+    deadline: Option<(DeadlineKind, DateTime<Utc>)>,
+}
+
+impl Keys {
+    fn of(d: &domain::Dispute) -> Keys {
+        Keys {
+            fields: vec![
+                ("seller", d.seller_id().as_str().to_owned()),
+                ("buyer", d.buyer_id().as_str().to_owned()),
+                ("status", d.status().as_str().to_owned()),
+                ("stage", d.stage().as_str().to_owned()),
+            ],
+            seller: d.seller_id().as_str().to_owned(),
+            status: d.status().as_str().to_owned(),
+            deadline: d.deadline().map(|dl| (dl.kind(), dl.due_at())),
+        }
+    }
+}
+
+fn active(state: &State) -> Option<&domain::Dispute> {
+    match state {
+        State::Active(d) => Some(d),
+        State::Initial => None,
+    }
+}
+
+/// The dispute view D of protocol.md, with the actions each role may take at `now`.
+pub fn view(record: &Record, now: DateTime<Utc>) -> Value {
+    let State::Active(d) = &record.state else {
+        unreachable!("records hold opened disputes")
+    };
+    json!({
+        "dispute_id": record.dispute_id,
+        "order_id": d.order_id(),
+        "buyer_id": d.buyer_id(),
+        "seller_id": d.seller_id(),
+        "reason": d.reason(),
+        "stage": d.stage(),
+        "status": d.status(),
+        "order_amount": d.order_amount(),
+        "proposal": d.proposal(),
+        "deadline": d.deadline().map(|dl| json!({"deadline": dl.kind(), "due_at": domain::time::format(dl.due_at())})),
+        "resolution": d.resolution().map(|r| json!({
+            "solution": r.solution(),
+            "refund_amount": r.refund_amount(),
+            "release_amount": r.release_amount(),
+            "basis": r.basis(),
+        })),
+        "actions": domain::actions(&record.state, now),
+        "version": d.version(),
+        "opened_at": domain::time::format(record.opened_at),
+        "updated_at": domain::time::format(record.updated_at),
+    })
+}
+
+fn view_key(dispute_id: &str) -> Vec<u8> {
+    [b"v\0".as_slice(), dispute_id.as_bytes()].concat()
+}
+
+fn index_prefix(field: &str, value: &str) -> Vec<u8> {
+    [b"i\0", field.as_bytes(), b"\0", value.as_bytes(), b"\0"].concat()
+}
+
+fn stats_key(seller_id: Option<&str>) -> Vec<u8> {
+    match seller_id {
+        None => b"s\0".to_vec(),
+        Some(seller) => [b"s\0", seller.as_bytes()].concat(),
+    }
+}
+
+/// Sorts by time: milliseconds since the epoch, big-endian, then the dispute and kind.
+fn due_key(prefix: &[u8], at: DateTime<Utc>, dispute_id: &str, kind: DeadlineKind) -> Vec<u8> {
+    let ms = u64::try_from(at.timestamp_millis()).unwrap_or(0);
+    [
+        prefix,
+        &ms.to_be_bytes(),
+        dispute_id.as_bytes(),
+        b"\0",
+        kind.as_str().as_bytes(),
+    ]
+    .concat()
+}
+
+fn read_checkpoint(tree: &sled::Tree) -> Result<u64, ProjectionError> {
+    match tree.get(CHECKPOINT_KEY)? {
+        None => Ok(0),
+        Some(bytes) => Ok(u64::from_be_bytes(bytes.as_ref().try_into().map_err(
+            |_| ProjectionError::Corrupt {
+                key: "checkpoint".into(),
+                reason: "not 8 bytes".into(),
+            },
+        )?)),
+    }
+}
+
+fn get_json<T: for<'de> Deserialize<'de>>(
+    tree: &sled::Tree,
+    key: &[u8],
+) -> Result<Option<T>, ProjectionError> {
+    match tree.get(key)? {
+        None => Ok(None),
+        Some(bytes) => decode_json(key, &bytes).map(Some),
+    }
+}
+
+fn decode_json<T: for<'de> Deserialize<'de>>(
+    key: &[u8],
+    bytes: &[u8],
+) -> Result<T, ProjectionError> {
+    serde_json::from_slice(bytes).map_err(|e| ProjectionError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
