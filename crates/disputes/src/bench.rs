@@ -48,6 +48,8 @@ pub enum Workload {
     Nats,
     Replay,
     Scheduler,
+    /// `disputes audit verify` over the whole log.
+    Verify,
 }
 
 /// One JSON line per run, as issue 7 specifies.
@@ -85,6 +87,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             let dir = tmp.path().to_owned();
             tokio::task::spawn_blocking(move || replay(&dir, disputes)).await??
         }
+        Workload::Verify => verify(tmp.path(), args.disputes.unwrap_or(111_112)).await?,
         Workload::Nats => crate::bench_nats::nats(tmp.path(), &args).await?,
         Workload::Scheduler => crate::bench_nats::scheduler(tmp.path(), &args).await?,
     };
@@ -324,10 +327,8 @@ pub fn fill(dir: &Path, disputes: usize, concurrency: usize) -> anyhow::Result<A
     Ok(store)
 }
 
-fn replay(dir: &Path, disputes: usize) -> anyhow::Result<Report> {
-    let store = fill(&dir.join("events"), disputes, 8)?;
-    let events = store.head();
-    // Baseline: scan the whole log and decode every envelope.
+/// Baseline of `replay` and `verify`: scan the whole log, decoding every envelope; events/s.
+fn raw_scan(store: &SledStore) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut next = 1;
     let mut scanned = 0u64;
@@ -342,7 +343,41 @@ fn replay(dir: &Path, disputes: usize) -> anyhow::Result<Report> {
             .sum::<u64>();
         next = last + 1;
     }
-    let baseline = scanned as f64 / started.elapsed().as_secs_f64();
+    Ok(scanned as f64 / started.elapsed().as_secs_f64())
+}
+
+async fn verify(dir: &Path, disputes: usize) -> anyhow::Result<Report> {
+    let (events, baseline) = {
+        let dir = dir.to_owned();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(u64, f64)> {
+            let store = fill(&dir.join("events"), disputes, 8)?;
+            Ok((store.head(), raw_scan(&store)?))
+        })
+        .await??
+    };
+    let started = Instant::now();
+    let audit = crate::audit::verify(&crate::audit::Source::Store(dir.to_owned())).await?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(
+        audit.first_break.is_none() && audit.events == events,
+        "verify: {audit:?}"
+    );
+    let extra = json!({"disputes": audit.disputes, "resolved": audit.resolved});
+    Ok(report(
+        "verify",
+        events,
+        elapsed,
+        &[],
+        "raw scan + JSON decode of the same log",
+        Some(baseline),
+        Some(extra),
+    ))
+}
+
+fn replay(dir: &Path, disputes: usize) -> anyhow::Result<Report> {
+    let store = fill(&dir.join("events"), disputes, 8)?;
+    let events = store.head();
+    let baseline = raw_scan(&store)?;
     let projections =
         crate::projections::Projections::open(&dir.join("projections"), Policy::default())?;
     let started = Instant::now();
