@@ -1,143 +1,390 @@
 //! `disputes audit`: read the history as an auditor, from a data dir or from the stream alone.
 //!
-//! Every command streams envelopes in seq order from a [`Source`]: the store of a stopped service
-//! (sled keeps one process per data dir; for a running service read the stream), or JetStream's
-//! `DISPUTE_EVENTS` over NATS, which an auditor can read without access to the service's disk.
+//! Every command reads entries in seq order from a [`Source`]: the event log of a data dir, read
+//! straight from sled ([`LogReader`]: no start-up check, so a damaged copy can still be audited,
+//! and sled keeps one process per data dir, so for a running service read the stream), or
+//! JetStream's `DISPUTE_EVENTS` over NATS, which an auditor can read without access to the
+//! service's disk. An entry is an envelope, or what is wrong with the bytes found at a seq.
 
+use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
 use chrono::{DateTime, Utc};
+use disputes_store::layout::{
+    decode_u64, seq_key, stream_prefix, EVENTS_TREE, EVENT_SCHEMA_V1, FORMAT, FORMAT_KEY,
+    META_TREE, STREAMS_TREE,
+};
 use disputes_store::{
-    compute_hash, Envelope, EventStore, SledStore, StoreOptions, GENESIS_PREV_HASH,
+    compute_hash, ActorRef, Envelope, SledStore, StoreOptions, GENESIS_PREV_HASH,
 };
 use futures::StreamExt;
+use serde::Deserialize;
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
-use crate::handler::{decode, try_decode};
+use crate::config::NatsConfig;
+use crate::handler::try_decode;
 use crate::projections::{view, Record};
 
-/// Events read from the store per batch.
-const READ_BATCH: usize = 4096;
+/// How long the stream may keep us waiting for its next message before we give up.
+const STREAM_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a NATS connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The auditor's consumer is deleted by the server this long after its last pull, if a run dies.
+const CONSUMER_INACTIVE_THRESHOLD: Duration = Duration::from_secs(60);
+/// The consumer name the shipped NATS permissions (`deploy/nats/auth.conf`) give the auditor.
+pub const AUDITOR_CONSUMER: &str = "auditor";
 
 pub enum Source {
-    /// The service's data dir (the store under `events/`).
+    /// The service's data dir (the event log under `events/`).
     Store(PathBuf),
     /// The events stream over NATS.
-    Nats {
-        url: String,
-        stream: String,
-        prefix: String,
-    },
+    Nats(Box<StreamSource>),
 }
 
+/// Where the events stream is and how to read it.
+pub struct StreamSource {
+    /// Url, credentials, TLS, subject prefix and stream name, as the service's `[nats]`.
+    pub nats: NatsConfig,
+    /// The pull consumer to read through (the auditor's NATS permissions name it).
+    pub consumer: String,
+}
+
+/// The bytes found at `seq` are not an envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// The store's key; [`UNKNOWN_SEQ`] for a stream message (whose seq is in what is unreadable).
+    pub seq: u64,
+    pub reason: String,
+}
+
+/// [`Unreadable::seq`] when the position is not known.
+pub const UNKNOWN_SEQ: u64 = 0;
+
+/// One entry of the log as read.
+pub type Entry = Result<Envelope, Unreadable>;
+
 impl Source {
-    /// Calls `each` with every envelope of seq ≥ `from_seq` (of one dispute, when given), in seq order.
+    /// Calls `each` with every entry of seq ≥ `from_seq` (of one dispute, when given), in seq
+    /// order, until it answers `Break`.
+    pub async fn for_each_entry(
+        &self,
+        dispute_id: Option<&str>,
+        from_seq: u64,
+        mut each: impl FnMut(Entry) -> anyhow::Result<ControlFlow<()>>,
+    ) -> anyhow::Result<()> {
+        match self {
+            Source::Store(dir) => {
+                let log = LogReader::open(dir)?;
+                match dispute_id {
+                    Some(id) => log.for_each_of(id, from_seq, each),
+                    None => {
+                        for entry in log.entries(from_seq) {
+                            if each(entry?)?.is_break() {
+                                break;
+                            }
+                        }
+                        Ok(())
+                    }
+                }
+            }
+            Source::Nats(stream) => {
+                let prefix = &stream.nats.subject_prefix;
+                let filter = match dispute_id {
+                    Some(id) => format!("{prefix}.evt.{id}.>"),
+                    None => format!("{prefix}.evt.>"),
+                };
+                read_stream(stream, &filter, |entry| match &entry {
+                    Ok(e) if e.seq < from_seq => Ok(ControlFlow::Continue(())),
+                    _ => each(entry),
+                })
+                .await
+            }
+        }
+    }
+
+    /// Calls `each` with every envelope of seq ≥ `from_seq` (of one dispute, when given), in seq
+    /// order; an entry that is not an envelope is an error.
     pub async fn for_each(
         &self,
         dispute_id: Option<&str>,
         from_seq: u64,
         mut each: impl FnMut(Envelope) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        match self {
-            Source::Store(dir) => {
-                let store = open_store(dir)?;
-                if let Some(id) = dispute_id {
-                    for envelope in store.read_stream(id)? {
-                        if envelope.seq >= from_seq {
-                            each(envelope)?;
-                        }
-                    }
-                    return Ok(());
-                }
-                let mut next = from_seq.max(1);
-                loop {
-                    let batch = store.read_from(next, READ_BATCH)?;
-                    let Some(last) = batch.last().map(|e| e.seq) else {
-                        return Ok(());
-                    };
-                    batch.into_iter().try_for_each(&mut each)?;
-                    next = last + 1;
-                }
-            }
-            Source::Nats {
-                url,
-                stream,
-                prefix,
-            } => {
-                let filter = match dispute_id {
-                    Some(id) => format!("{prefix}.evt.{id}.>"),
-                    None => format!("{prefix}.evt.>"),
-                };
-                read_stream(url, stream, &filter, |envelope| {
-                    if envelope.seq >= from_seq {
-                        each(envelope)?;
-                    }
-                    Ok(())
-                })
-                .await
-            }
-        }
+        self.for_each_entry(dispute_id, from_seq, |entry| {
+            let envelope = entry.map_err(|u| {
+                anyhow::anyhow!(
+                    "the entry at seq {} is not an event: {} (`disputes audit verify` checks the whole log)",
+                    u.seq,
+                    u.reason
+                )
+            })?;
+            each(envelope)?;
+            Ok(ControlFlow::Continue(()))
+        })
+        .await
     }
 }
 
-pub fn open_store(data_dir: &std::path::Path) -> anyhow::Result<SledStore> {
+/// The event log of a data dir, read straight from sled, for auditing: no start-up check (the
+/// store's own open refuses a log whose tail does not check out, where an auditor wants to be
+/// shown the first broken seq), no writer thread, nothing written. Reads every entry as stored,
+/// whatever the store's head and indexes say.
+pub struct LogReader {
+    _db: sled::Db,
+    events: sled::Tree,
+    streams: sled::Tree,
+}
+
+impl LogReader {
+    /// Opens `<data_dir>/events`, which must be a disputes store.
+    pub fn open(data_dir: &Path) -> anyhow::Result<LogReader> {
+        let path = data_dir.join("events");
+        anyhow::ensure!(
+            path.join("db").exists(),
+            "no event store at {}",
+            path.display()
+        );
+        let db = sled::Config::new().path(&path).open().with_context(|| {
+            format!(
+                "open the event store at {} (if a running service holds it, audit the stream with --nats-url, or a copy of the data dir; if another `disputes audit` does, wait for it)",
+                path.display()
+            )
+        })?;
+        let meta = db.open_tree(META_TREE)?;
+        anyhow::ensure!(
+            meta.get(FORMAT_KEY)?.as_deref() == Some(FORMAT),
+            "{} is not a disputes event store (no format marker)",
+            path.display()
+        );
+        Ok(LogReader {
+            events: db.open_tree(EVENTS_TREE)?,
+            streams: db.open_tree(STREAMS_TREE)?,
+            _db: db,
+        })
+    }
+
+    /// Every entry of seq ≥ `from_seq`, in seq order.
+    pub fn entries(&self, from_seq: u64) -> impl Iterator<Item = anyhow::Result<Entry>> + '_ {
+        self.events.range(seq_key(from_seq)..).map(|item| {
+            let (key, bytes) = item?;
+            let seq = decode_u64(&key).context("an event key is not 8 bytes")?;
+            Ok(decode_stored(seq, &bytes))
+        })
+    }
+
+    /// The entry at `seq`, if there is one.
+    pub fn entry(&self, seq: u64) -> anyhow::Result<Option<Entry>> {
+        Ok(self
+            .events
+            .get(seq_key(seq))?
+            .map(|bytes| decode_stored(seq, &bytes)))
+    }
+
+    /// The entries of one dispute with seq ≥ `from_seq`, in version order, found through the
+    /// store's stream index, until `each` answers `Break`.
+    pub fn for_each_of(
+        &self,
+        dispute_id: &str,
+        from_seq: u64,
+        mut each: impl FnMut(Entry) -> anyhow::Result<ControlFlow<()>>,
+    ) -> anyhow::Result<()> {
+        for item in self.streams.scan_prefix(stream_prefix(dispute_id)) {
+            let (_, value) = item?;
+            let seq = decode_u64(&value).context("a stream index entry is not 8 bytes")?;
+            if seq < from_seq {
+                continue;
+            }
+            let entry = self.entry(seq)?.with_context(|| {
+                format!("the stream index of {dispute_id} names seq {seq}, which holds no event")
+            })?;
+            if let Ok(e) = &entry {
+                anyhow::ensure!(
+                    e.dispute_id == dispute_id,
+                    "the stream index of {dispute_id} names seq {seq}, an event of {}",
+                    e.dispute_id
+                );
+            }
+            if each(entry)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An envelope exactly as `protocol.md` defines it: an unknown field is refused, since it would be
+/// covered by no hash.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictEnvelope {
+    event_id: String,
+    seq: u64,
+    dispute_id: String,
+    version: u64,
+    #[serde(rename = "type")]
+    event_type: String,
+    occurred_at: String,
+    command_id: Option<String>,
+    actor: StrictActor,
+    data: Value,
+    prev_hash: String,
+    hash: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrictActor {
+    role: String,
+    id: String,
+}
+
+/// Reads an envelope's JSON (a stream message, or a stored value after its schema byte).
+pub fn parse_envelope(json: &[u8]) -> Result<Envelope, String> {
+    let e: StrictEnvelope =
+        serde_json::from_slice(json).map_err(|e| format!("not an envelope: {e}"))?;
+    let occurred_at = disputes_domain::time::parse(&e.occurred_at)
+        .ok_or_else(|| format!("occurred_at {:?} is not RFC 3339", e.occurred_at))?;
+    Ok(Envelope {
+        event_id: e.event_id,
+        seq: e.seq,
+        dispute_id: e.dispute_id,
+        version: e.version,
+        event_type: e.event_type,
+        occurred_at,
+        command_id: e.command_id,
+        actor: ActorRef {
+            role: e.actor.role,
+            id: e.actor.id,
+        },
+        data: e.data,
+        prev_hash: e.prev_hash,
+        hash: e.hash,
+    })
+}
+
+/// A stored value: the schema byte, then the envelope (`docs/store.md`), under key `seq`.
+fn decode_stored(seq: u64, bytes: &[u8]) -> Entry {
+    let unreadable = |reason: String| Unreadable { seq, reason };
+    let (&schema, json) = bytes
+        .split_first()
+        .ok_or_else(|| unreadable("an empty value".into()))?;
+    if schema != EVENT_SCHEMA_V1 {
+        return Err(unreadable(format!("unknown event schema byte {schema}")));
+    }
+    let envelope = parse_envelope(json).map_err(unreadable)?;
+    if envelope.seq != seq {
+        return Err(unreadable(format!(
+            "stored under seq {seq} but says seq {}",
+            envelope.seq
+        )));
+    }
+    Ok(envelope)
+}
+
+/// Opens the store itself (with its start-up checks), for `rebuild`.
+pub fn open_store(data_dir: &Path) -> anyhow::Result<SledStore> {
     let path = data_dir.join("events");
     anyhow::ensure!(path.exists(), "no event store at {}", path.display());
     SledStore::open(&path, StoreOptions::default()).with_context(|| {
         format!(
-            "open the event store at {} (a running service holds it: audit the stream with --nats-url instead)",
+            "open the event store at {} (is the service running? stop it first; is the log damaged? `disputes audit verify` finds the first broken seq)",
             path.display()
         )
     })
 }
 
-/// Reads every message of `stream` matching `filter` that exists now, in stream order.
-async fn read_stream(
-    url: &str,
-    stream_name: &str,
-    filter: &str,
-    mut each: impl FnMut(Envelope) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    let client = async_nats::connect(url)
+async fn connect(config: &NatsConfig) -> anyhow::Result<async_nats::Client> {
+    let options = async_nats::ConnectOptions::new()
+        .name("disputes-audit")
+        .connection_timeout(CONNECT_TIMEOUT);
+    let options = crate::nats::with_credentials(options, config).await?;
+    options
+        .connect(config.url.as_str())
         .await
-        .with_context(|| format!("connect to {url}"))?;
-    let js = jetstream::new(client);
+        .with_context(|| format!("connect to NATS at {}", config.url))
+}
+
+/// Reads every message of the stream matching `filter` that exists now, in stream order, through
+/// a pull consumer named `source.consumer` (made afresh, deleted after). A message published again
+/// (identical: a re-publish outside JetStream's duplicate window) is read once.
+async fn read_stream(
+    source: &StreamSource,
+    filter: &str,
+    mut each: impl FnMut(Entry) -> anyhow::Result<ControlFlow<()>>,
+) -> anyhow::Result<()> {
+    let client = connect(&source.nats).await?;
+    let js = jetstream::new(client.clone());
+    let stream_name = &source.nats.events_stream;
     let stream = js
         .get_stream(stream_name)
         .await
         .with_context(|| format!("stream {stream_name}"))?;
-    let consumer = stream
-        .create_consumer(consumer::pull::OrderedConfig {
+    // A consumer left by an earlier run that died would refuse another filter.
+    let _ = stream.delete_consumer(&source.consumer).await;
+    let consumer: consumer::PullConsumer = stream
+        .create_consumer(consumer::pull::Config {
+            name: Some(source.consumer.clone()),
             filter_subject: filter.to_owned(),
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: CONSUMER_INACTIVE_THRESHOLD,
             ..Default::default()
         })
         .await
-        .context("create an ordered consumer")?;
+        .with_context(|| format!("create the pull consumer {:?}", source.consumer))?;
+    let read = read_consumer(&consumer, &mut each).await;
+    let deleted = stream.delete_consumer(&source.consumer).await;
+    read?;
+    if let Err(e) = deleted {
+        tracing::warn!(error = %e, "could not delete the auditor's consumer; the server drops it when idle");
+    }
+    client.flush().await.ok();
+    Ok(())
+}
+
+async fn read_consumer(
+    consumer: &consumer::PullConsumer,
+    each: &mut impl FnMut(Entry) -> anyhow::Result<ControlFlow<()>>,
+) -> anyhow::Result<()> {
     let mut pending = consumer.cached_info().num_pending;
     if pending == 0 {
         return Ok(());
     }
     let mut messages = consumer.messages().await?;
-    let mut seen: HashMap<String, String> = HashMap::new();
+    // seq → digest of the message first read for it.
+    let mut seen: HashMap<u64, [u8; 32]> = HashMap::new();
     while pending > 0 {
-        let message = messages.next().await.context("the stream ended early")??;
+        let message = tokio::time::timeout(STREAM_MESSAGE_TIMEOUT, messages.next())
+            .await
+            .context("the stream stopped answering")?
+            .context("the stream ended early")??;
         let info = message
             .info()
             .map_err(|e| anyhow::anyhow!("message info: {e}"))?;
         pending = info.pending;
-        let envelope: Envelope = serde_json::from_slice(&message.payload).with_context(|| {
-            format!("stream message {} is not an envelope", info.stream_sequence)
-        })?;
-        // A re-publish outside JetStream's duplicate window repeats an event: identical, so skip it.
-        if seen.get(&envelope.event_id) == Some(&envelope.hash) {
-            continue;
+        let entry = parse_envelope(&message.payload).map_err(|reason| Unreadable {
+            seq: UNKNOWN_SEQ,
+            reason: format!("stream message {}: {reason}", info.stream_sequence),
+        });
+        if let Ok(envelope) = &entry {
+            let digest: [u8; 32] = Sha256::digest(&message.payload).into();
+            match seen.entry(envelope.seq) {
+                Slot::Occupied(first) if *first.get() == digest => continue,
+                Slot::Occupied(_) => {} // another event under a seq already read: verify says so
+                Slot::Vacant(slot) => {
+                    slot.insert(digest);
+                }
+            }
         }
-        seen.insert(envelope.event_id.clone(), envelope.hash.clone());
-        each(envelope)?;
+        if each(entry)?.is_break() {
+            return Ok(());
+        }
     }
     Ok(())
 }
@@ -163,7 +410,7 @@ pub async fn history(
     }
     writeln!(
         out,
-        "{:>8} {:>4}  {:<24} {:<24} {:<22} data",
+        "{:>8} {:>4}  {:<27} {:<24} {:<24} data",
         "seq", "ver", "occurred_at", "type", "actor"
     )?;
     for e in &events {
@@ -171,7 +418,7 @@ pub async fn history(
         let time = disputes_domain::time::format(e.occurred_at);
         writeln!(
             out,
-            "{:>8} {:>4}  {:<24} {:<24} {:<22} {}",
+            "{:>8} {:>4}  {:<27} {:<24} {:<24} {}",
             e.seq, e.version, time, e.event_type, actor, e.data
         )?;
     }
@@ -193,7 +440,8 @@ pub async fn export(source: &Source, from_seq: u64, out: &mut impl Write) -> any
     Ok(n)
 }
 
-/// `state --at`: the dispute as it stood at `at` (events with `occurred_at ≤ at`).
+/// `state --at`: the dispute as it stood at `at` (its events with `occurred_at ≤ at`), with the
+/// actions each role could take at that moment.
 pub async fn state_at(
     source: &Source,
     dispute_id: &str,
@@ -205,7 +453,8 @@ pub async fn state_at(
             if e.occurred_at > at {
                 return Ok(());
             }
-            let event = decode(&e);
+            let event = try_decode(&e)
+                .with_context(|| format!("seq {}: {} does not decode", e.seq, e.event_type))?;
             let r = record.get_or_insert_with(|| Record {
                 dispute_id: e.dispute_id.clone(),
                 state: disputes_domain::State::Initial,
@@ -221,16 +470,27 @@ pub async fn state_at(
             Ok(())
         })
         .await?;
-    let record = record.with_context(|| format!("dispute {dispute_id} did not exist at {at}"))?;
+    let record = record.with_context(|| {
+        format!(
+            "dispute {dispute_id} did not exist at {}",
+            disputes_domain::time::format(at)
+        )
+    })?;
+    anyhow::ensure!(
+        matches!(record.state, disputes_domain::State::Active(_)),
+        "dispute {dispute_id}'s first event is not DisputeOpened"
+    );
     Ok(view(&record, at))
 }
 
 /// What `verify` found.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Audit {
+    /// Events that checked out (before the first break, if any).
     pub events: u64,
     pub disputes: u64,
     pub resolved: u64,
+    /// The hash of the last event that checked out.
     pub head_hash: String,
     /// The first break: its seq and what broke.
     pub first_break: Option<(u64, String)>,
@@ -241,7 +501,8 @@ struct DisputeAudit {
     version: u64,
     order_amount: Option<u64>,
     currency: Option<String>,
-    resolved: bool,
+    /// The seq of its `DisputeResolved`.
+    resolved_at: Option<u64>,
 }
 
 /// Checks the chain and the invariants of rules.md, event by event, stopping at the first break.
@@ -260,49 +521,76 @@ impl Verifier {
         }
     }
 
+    /// The seq the next event must have.
+    pub fn expected_seq(&self) -> u64 {
+        self.audit.events + 1
+    }
+
     /// Checks one envelope; `Err` with the reason on the first break.
     pub fn check(&mut self, e: &Envelope) -> Result<(), String> {
-        let expected_seq = self.audit.events + 1;
-        if e.seq != expected_seq {
-            return Err(format!(
-                "seq {} where {expected_seq} was expected (a gap or a reorder)",
-                e.seq
-            ));
-        }
-        if e.prev_hash != self.prev_hash {
-            return Err(format!(
-                "prev_hash {} is not the previous event's hash {}",
-                e.prev_hash, self.prev_hash
-            ));
-        }
-        let hash = compute_hash(&e.prev_hash, e);
-        if hash != e.hash {
-            return Err(format!(
-                "hash {} does not match the recomputed {hash}: the event was changed",
-                e.hash
-            ));
-        }
+        self.check_chain(e)?;
         try_decode(e).map_err(|err| format!("{} does not decode: {err}", e.event_type))?;
         let d = self.disputes.entry(e.dispute_id.clone()).or_default();
-        if d.resolved {
-            return Err(format!(
-                "{} after DisputeResolved of dispute {}",
-                e.event_type, e.dispute_id
-            ));
+        if let Some(resolved_at) = d.resolved_at {
+            return Err(if e.event_type == "DisputeResolved" {
+                format!(
+                    "a second DisputeResolved for dispute {} (the first is seq {resolved_at})",
+                    e.dispute_id
+                )
+            } else {
+                format!(
+                    "{} after dispute {} was resolved (seq {resolved_at}): resolved is terminal",
+                    e.event_type, e.dispute_id
+                )
+            });
         }
         if e.version != d.version + 1 {
             return Err(format!(
-                "dispute {} version {} after {} (versions must be gap-free)",
+                "dispute {} has version {} after version {}: versions must count up by one",
                 e.dispute_id, e.version, d.version
             ));
         }
         d.version = e.version;
         check_money(d, e)?;
         self.audit.disputes += u64::from(e.version == 1);
-        self.audit.resolved += u64::from(d.resolved);
+        self.audit.resolved += u64::from(d.resolved_at.is_some());
         self.audit.events = e.seq;
         self.prev_hash = e.hash.clone();
         Ok(())
+    }
+
+    /// Seq continuity, the link to the previous event, and the event's own hash.
+    fn check_chain(&self, e: &Envelope) -> Result<(), String> {
+        let expected_seq = self.expected_seq();
+        if e.seq != expected_seq {
+            return Err(format!(
+                "seq {} where {expected_seq} was expected: an event is missing or out of order",
+                e.seq
+            ));
+        }
+        if e.prev_hash != self.prev_hash {
+            return Err(format!(
+                "prev_hash {} is not the previous event's hash {}: the chain is broken",
+                e.prev_hash, self.prev_hash
+            ));
+        }
+        let hash = compute_hash(&e.prev_hash, e);
+        if hash != e.hash {
+            return Err(format!(
+                "hash {} is not the recomputed {hash}: the event was changed after it was written",
+                e.hash
+            ));
+        }
+        Ok(())
+    }
+
+    /// Checks one entry of the log; the break's seq and reason, if it is one.
+    pub fn check_entry(&mut self, entry: &Entry) -> Result<(), (u64, String)> {
+        match entry {
+            Ok(e) => self.check(e).map_err(|reason| (e.seq, reason)),
+            Err(u) if u.seq == UNKNOWN_SEQ => Err((self.expected_seq(), u.reason.clone())),
+            Err(u) => Err((u.seq, u.reason.clone())),
+        }
     }
 
     pub fn finish(mut self) -> Audit {
@@ -316,20 +604,26 @@ impl Verifier {
     }
 }
 
-/// Opening amounts in, resolutions out: refund + release = order amount, once.
+/// Opening amounts in, resolutions out: refund + release = order amount, in its currency.
 fn check_money(d: &mut DisputeAudit, e: &Envelope) -> Result<(), String> {
     match e.event_type.as_str() {
+        "DisputeOpened" if e.version != 1 => {
+            return Err(format!(
+                "a second DisputeOpened for dispute {} (version {})",
+                e.dispute_id, e.version
+            ));
+        }
         "DisputeOpened" => {
-            if e.version != 1 {
-                return Err(format!(
-                    "DisputeOpened of {} at version {}",
-                    e.dispute_id, e.version
-                ));
-            }
             d.order_amount = e.data["order_amount"]["amount"].as_u64();
             d.currency = e.data["order_amount"]["currency"]
                 .as_str()
                 .map(str::to_owned);
+        }
+        _ if d.order_amount.is_none() => {
+            return Err(format!(
+                "{} of dispute {} before its DisputeOpened",
+                e.event_type, e.dispute_id
+            ));
         }
         "DisputeResolved" => {
             let (refund, release) = (
@@ -338,43 +632,43 @@ fn check_money(d: &mut DisputeAudit, e: &Envelope) -> Result<(), String> {
             );
             let total = refund.zip(release).and_then(|(a, b)| a.checked_add(b));
             if total.is_none() || total != d.order_amount {
+                let show = |n: Option<u64>| n.map_or("?".to_owned(), |n| n.to_string());
                 return Err(format!(
-                    "dispute {} resolved with refund {refund:?} + release {release:?} != order amount {:?}",
-                    e.dispute_id, d.order_amount
+                    "dispute {} resolved with refund {} + release {} = {}, not its order amount {}: money is not conserved",
+                    e.dispute_id,
+                    show(refund),
+                    show(release),
+                    show(total),
+                    show(d.order_amount)
                 ));
             }
             if e.data["currency"].as_str() != d.currency.as_deref() {
                 return Err(format!(
-                    "dispute {} resolved in another currency",
-                    e.dispute_id
+                    "dispute {} resolved in {}, not its order's currency {}",
+                    e.dispute_id,
+                    e.data["currency"],
+                    d.currency.as_deref().unwrap_or("?")
                 ));
             }
-            d.resolved = true;
-        }
-        _ if d.order_amount.is_none() => {
-            return Err(format!(
-                "{} of dispute {} before DisputeOpened",
-                e.event_type, e.dispute_id
-            ));
+            d.resolved_at = Some(e.seq);
         }
         _ => {}
     }
     Ok(())
 }
 
-/// `verify`: the whole history, from seq 1.
+/// `verify`: the whole history, from seq 1, up to the first break.
 pub async fn verify(source: &Source) -> anyhow::Result<Audit> {
     let mut verifier = Some(Verifier::new());
     let mut broken: Option<Audit> = None;
     source
-        .for_each(None, 1, |e| {
-            let Some(v) = verifier.as_mut() else {
-                return Ok(());
-            };
-            if let Err(reason) = v.check(&e) {
-                broken = Some(verifier.take().expect("verifier").fail(e.seq, reason));
+        .for_each_entry(None, 1, |entry| {
+            let v = verifier.as_mut().expect("verifying until the first break");
+            if let Err((seq, reason)) = v.check_entry(&entry) {
+                broken = verifier.take().map(|v| v.fail(seq, reason));
+                return Ok(ControlFlow::Break(()));
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })
         .await?;
     Ok(match (broken, verifier) {
@@ -394,18 +688,18 @@ pub fn print_audit(audit: &Audit, out: &mut impl Write) -> std::io::Result<()> {
         ),
         Some((seq, reason)) => writeln!(
             out,
-            "BROKEN at seq {seq}: {reason}\n({} events verified before it, {} disputes, {} resolved)",
-            audit.events, audit.disputes, audit.resolved
+            "BROKEN at seq {seq}: {reason}\n({} events verified before it, {} disputes, {} resolved; last good hash {})",
+            audit.events, audit.disputes, audit.resolved, audit.head_hash
         ),
     }
 }
 
 /// `rebuild`: drops the read models and folds the log again, with progress on a terminal.
-pub fn rebuild(data_dir: &std::path::Path, policy: disputes_domain::Policy) -> anyhow::Result<u64> {
+pub fn rebuild(data_dir: &Path, policy: disputes_domain::Policy) -> anyhow::Result<u64> {
     let store = open_store(data_dir)?;
     let projections = crate::projections::Projections::open(&data_dir.join("projections"), policy)?;
     projections.clear()?;
-    let head = store.head();
+    let head = disputes_store::EventStore::head(&store);
     let tty = unsafe { libc::isatty(2) } == 1;
     let mut last_shown = 0;
     loop {
@@ -439,4 +733,114 @@ pub fn audit_json(audit: &Audit) -> Value {
         "head_hash": audit.head_hash,
         "first_break": audit.first_break.as_ref().map(|(seq, reason)| json!({"seq": seq, "reason": reason})),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A chain of `(dispute, type, data)` events, hashed as the store hashes them.
+    fn chain(events: &[(&str, &str, Value)]) -> Vec<Envelope> {
+        let mut prev_hash = GENESIS_PREV_HASH.to_owned();
+        let mut versions: HashMap<&str, u64> = HashMap::new();
+        let mut out = Vec::new();
+        for (n, (dispute, event_type, data)) in events.iter().enumerate() {
+            let version = versions.entry(dispute).or_default();
+            *version += 1;
+            let mut e = Envelope {
+                event_id: format!("e-{n}"),
+                seq: n as u64 + 1,
+                dispute_id: (*dispute).to_owned(),
+                version: *version,
+                event_type: (*event_type).to_owned(),
+                occurred_at: "2026-11-27T08:00:00Z".parse().unwrap(),
+                command_id: Some(format!("c-{n}")),
+                actor: ActorRef {
+                    role: "buyer".into(),
+                    id: "b-1".into(),
+                },
+                data: data.clone(),
+                prev_hash: prev_hash.clone(),
+                hash: String::new(),
+            };
+            e.hash = compute_hash(&e.prev_hash, &e);
+            prev_hash = e.hash.clone();
+            out.push(e);
+        }
+        out
+    }
+
+    fn opened(amount: u64) -> Value {
+        json!({"order_id": "o-1", "buyer_id": "b-1", "seller_id": "s-1", "reason": "not_received",
+               "order_amount": {"amount": amount, "currency": "USD"},
+               "proposal": {"solution": "full_refund"}, "description": null})
+    }
+
+    fn resolved(refund: u64, release: u64, currency: &str) -> Value {
+        json!({"solution": "partial_refund", "refund_amount": refund, "release_amount": release,
+               "currency": currency, "basis": "agreement"})
+    }
+
+    fn first_break(events: &[Envelope]) -> Option<(u64, String)> {
+        let mut v = Verifier::new();
+        for e in events {
+            if let Err(reason) = v.check(e) {
+                return Some((e.seq, reason));
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn a_conserving_history_passes_and_another_currency_breaks() {
+        let good = chain(&[
+            ("d-1", "DisputeOpened", opened(100)),
+            ("d-1", "DisputeResolved", resolved(30, 70, "USD")),
+        ]);
+        assert_eq!(first_break(&good), None);
+        let bad = chain(&[
+            ("d-1", "DisputeOpened", opened(100)),
+            ("d-1", "DisputeResolved", resolved(30, 70, "EUR")),
+        ]);
+        let (seq, reason) = first_break(&bad).unwrap();
+        assert_eq!(seq, 2);
+        assert!(reason.contains("resolved in \"EUR\""), "{reason}");
+    }
+
+    #[test]
+    fn an_event_before_its_dispute_opened_breaks() {
+        let events = chain(&[("d-1", "DisputeResolved", resolved(1, 1, "USD"))]);
+        let (seq, reason) = first_break(&events).unwrap();
+        assert_eq!(seq, 1);
+        assert!(reason.contains("before its DisputeOpened"), "{reason}");
+    }
+
+    #[test]
+    fn envelopes_with_fields_no_hash_covers_are_unreadable() {
+        let e = &chain(&[("d-1", "DisputeOpened", opened(100))])[0];
+        let mut value = serde_json::to_value(e).unwrap();
+        let bytes = |v: &Value| [&[EVENT_SCHEMA_V1][..], &serde_json::to_vec(v).unwrap()].concat();
+        assert_eq!(decode_stored(1, &bytes(&value)), Ok(e.clone()));
+        assert!(decode_stored(2, &bytes(&value))
+            .unwrap_err()
+            .reason
+            .contains("says seq 1"));
+        value["actor"]["note"] = json!("unhashed");
+        assert!(decode_stored(1, &bytes(&value))
+            .unwrap_err()
+            .reason
+            .contains("unknown field"));
+        value["actor"].as_object_mut().unwrap().remove("note");
+        value["extra"] = json!(1);
+        assert!(decode_stored(1, &bytes(&value))
+            .unwrap_err()
+            .reason
+            .contains("unknown field"));
+        let mut schema_2 = bytes(&value);
+        schema_2[0] = 2;
+        assert!(decode_stored(1, &schema_2)
+            .unwrap_err()
+            .reason
+            .contains("schema byte 2"));
+    }
 }

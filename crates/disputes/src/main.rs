@@ -41,9 +41,13 @@ struct AuditSource {
     /// The service's data dir (overrides the config's [store] path).
     #[arg(long, global = true)]
     data_dir: Option<PathBuf>,
-    /// Read the events stream over NATS instead of the data dir.
+    /// Read the events stream over NATS instead of the data dir (credentials, TLS, prefix and
+    /// stream name come from the config's [nats]).
     #[arg(long, global = true)]
     nats_url: Option<String>,
+    /// The pull consumer to read the stream through (the auditor's NATS permissions name it).
+    #[arg(long, global = true, default_value = audit::AUDITOR_CONSUMER)]
+    consumer: String,
 }
 
 #[derive(Subcommand)]
@@ -75,13 +79,20 @@ enum AuditCmd {
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // An auditor's output is the answer; the service's is its log.
+    let default_filter = match cli.command {
+        Cmd::Audit { .. } => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Cli::parse()) {
+    match run(cli) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -114,11 +125,13 @@ async fn run_audit(from: AuditSource, command: AuditCmd) -> anyhow::Result<ExitC
         config.store.path = dir;
     }
     let source = match from.nats_url {
-        Some(url) => Source::Nats {
-            url,
-            stream: config.nats.events_stream.clone(),
-            prefix: config.nats.subject_prefix.clone(),
-        },
+        Some(url) => Source::Nats(Box::new(audit::StreamSource {
+            nats: disputes::config::NatsConfig {
+                url,
+                ..config.nats.clone()
+            },
+            consumer: from.consumer,
+        })),
         None => Source::Store(config.store.path.clone()),
     };
     let mut out = std::io::stdout().lock();

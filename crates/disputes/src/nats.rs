@@ -15,7 +15,7 @@ pub async fn connect(
     name: &str,
 ) -> anyhow::Result<(async_nats::Client, watch::Receiver<u64>)> {
     let (connected_tx, connected_rx) = watch::channel(0u64);
-    let mut options = async_nats::ConnectOptions::new()
+    let options = async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(5))
@@ -36,6 +36,19 @@ pub async fn connect(
                 }
             }
         });
+    let options = with_credentials(options, config).await?;
+    let client = options
+        .connect(config.url.as_str())
+        .await
+        .with_context(|| format!("connect to NATS at {}", config.url))?;
+    Ok((client, connected_rx))
+}
+
+/// Adds the configured credentials and TLS to `options` (shared by the service and `disputes audit`).
+pub async fn with_credentials(
+    mut options: async_nats::ConnectOptions,
+    config: &NatsConfig,
+) -> anyhow::Result<async_nats::ConnectOptions> {
     if let Some(path) = &config.creds {
         options = options
             .credentials_file(path)
@@ -65,11 +78,7 @@ pub async fn connect(
         (None, None) => {}
         _ => anyhow::bail!("[nats] tls_cert and tls_key go together"),
     }
-    let client = options
-        .connect(config.url.as_str())
-        .await
-        .with_context(|| format!("connect to NATS at {}", config.url))?;
-    Ok((client, connected_rx))
+    Ok(options)
 }
 
 /// `DISPUTE_EVENTS`: file storage, nothing deleted or purged, ever.
