@@ -262,7 +262,13 @@ async fn apply<S: EventStore + 'static>(
     let handler = handler.clone();
     let msg = message.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        handler.expire(&msg.dispute_id, msg.deadline, msg.due_at, Utc::now())
+        // The service's clock (milliseconds), as for commands: every stored timestamp has that form.
+        handler.expire(
+            &msg.dispute_id,
+            msg.deadline,
+            msg.due_at,
+            crate::service::now(),
+        )
     })
     .await;
     match outcome {
