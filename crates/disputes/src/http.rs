@@ -9,11 +9,15 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::shutdown::Shutdown;
 
 const REQUEST_HEAD_BYTES_MAX: usize = 8 * 1024;
+/// The whole exchange of one connection: request head in, response out.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections answered at once (a scraper and a health check need a few).
+const CONNECTIONS_MAX: usize = 16;
 
 /// Renders a route's body, or `None` for 404; `healthy` decides /healthz's status.
 pub trait Routes: Send + Sync + 'static {
@@ -22,7 +26,13 @@ pub trait Routes: Send + Sync + 'static {
 }
 
 pub async fn serve(listener: TcpListener, routes: Arc<dyn Routes>, shutdown: Shutdown) {
+    let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     loop {
+        // Beyond the cap, connections wait in the listen backlog.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => permit.expect("never closed"),
+            _ = shutdown.wait() => return,
+        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = shutdown.wait() => return,
@@ -31,6 +41,7 @@ pub async fn serve(listener: TcpListener, routes: Arc<dyn Routes>, shutdown: Shu
         let routes = routes.clone();
         tokio::spawn(async move {
             let _ = tokio::time::timeout(READ_TIMEOUT, answer(socket, routes)).await;
+            drop(permit);
         });
     }
 }

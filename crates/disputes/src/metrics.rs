@@ -45,6 +45,11 @@ struct HistogramState {
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
+/// A deadline fires within about a second of its due time while the service runs (the scheduler
+/// looks at least every second), and up to the length of an outage after one.
+const FIRE_LAG_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0,
+];
 
 impl Histogram {
     pub fn new(bounds: &'static [f64]) -> Self {
@@ -82,8 +87,13 @@ impl Histogram {
             "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
             state.count
         );
-        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", state.sum);
-        let _ = writeln!(out, "{name}_count{{{labels}}} {}", state.count);
+        let labels = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(out, "{name}_sum{labels} {}", state.sum);
+        let _ = writeln!(out, "{name}_count{labels} {}", state.count);
     }
 }
 
@@ -112,7 +122,7 @@ impl Default for Metrics {
             published_seq: Gauge::default(),
             projected_seq: Gauge::default(),
             pending_deadlines: Gauge::default(),
-            deadline_fire_lag: Histogram::new(LATENCY_BUCKETS),
+            deadline_fire_lag: Histogram::new(FIRE_LAG_BUCKETS),
             disputes_by_status: Mutex::default(),
         }
     }
@@ -196,7 +206,10 @@ impl Metrics {
         out.push_str(
             "# HELP disputes_disputes Disputes by status.\n# TYPE disputes_disputes gauge\n",
         );
-        for (status, n) in self.disputes_by_status.lock().expect("metrics lock").iter() {
+        // Every status, 0 included: a dashboard sees an empty status, not a missing series.
+        let by_status = self.disputes_by_status.lock().expect("metrics lock");
+        for status in disputes_domain::Status::ALL {
+            let n = by_status.get(status.as_str()).copied().unwrap_or(0);
             let _ = writeln!(out, "disputes_disputes{{status=\"{status}\"}} {n}");
         }
         out
