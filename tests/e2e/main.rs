@@ -1,6 +1,7 @@
 //! End to end over NATS: a real `nats-server` and the real `disputes` binary.
 //! One test binary (faster linking); one module per area.
 
+mod audit;
 mod bad_input;
 mod concurrency;
 mod deadlines;
