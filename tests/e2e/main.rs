@@ -7,4 +7,5 @@ mod concurrency;
 mod deadlines;
 mod faults;
 mod lifecycle;
+mod metrics;
 mod support;

@@ -61,8 +61,14 @@ impl Service {
     }
 
     fn configure(dir: &Path, data_dir: &Path, nats_url: &str, extra: &str) -> Service {
+        // No metrics endpoint unless `extra` asks for one (tests run side by side).
+        let http = if extra.contains("[http]") {
+            ""
+        } else {
+            "[http]\nlisten = \"\"\n\n"
+        };
         let config = format!(
-            "[nats]\nurl = {url:?}\n\n[store]\npath = {path:?}\n\n[http]\nlisten = \"\"\n\n{extra}\n",
+            "[nats]\nurl = {url:?}\n\n[store]\npath = {path:?}\n\n{http}{extra}\n",
             url = nats_url,
             path = data_dir.display().to_string(),
         );
