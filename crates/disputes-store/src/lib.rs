@@ -1,0 +1,34 @@
+//! The disputes event store: an append-only, gap-free, hash-chained, durable log of event envelopes.
+//!
+//! The store is domain-agnostic: it knows envelopes, streams (one per dispute id), command ids and
+//! order reservations, never the dispute rules. [`EventStore`] is the contract the command side,
+//! the publisher and the projections code against; [`SledStore`] is its embedded implementation.
+//!
+//! Everything about the on-disk form, the append algorithm, the durability guarantee and recovery
+//! is written down in `docs/store.md`.
+
+mod api;
+mod append_tx;
+pub mod bench;
+mod canonical;
+mod disk;
+mod envelope;
+mod error;
+pub mod layout;
+pub mod limits;
+mod reads;
+mod recovery;
+mod sled_store;
+mod validate;
+mod verify;
+mod writer;
+
+pub use api::{
+    AppendOutcome, AppendRequest, CommandOutcome, CommandRecord, Durability, EventStore,
+    StoreOptions, VerifyBreak, VerifyReport,
+};
+pub use envelope::{
+    canonical_bytes, compute_hash, ActorRef, Envelope, NewEvent, GENESIS_PREV_HASH,
+};
+pub use error::StoreError;
+pub use sled_store::{SledStore, StoreStats};

@@ -1,0 +1,175 @@
+//! Start-up checks: what sled recovered must be a store of ours whose tail is intact, before any
+//! of it is served.
+
+use std::collections::BTreeMap;
+
+use crate::envelope::{compute_hash, Envelope, GENESIS_PREV_HASH};
+use crate::error::StoreError;
+use crate::layout::{
+    decode_u64, seq_key, stream_key, CommandRow, FORMAT, FORMAT_KEY, HEAD_KEY, LAST_HASH_KEY,
+};
+use crate::reads;
+use crate::sled_store::Trees;
+use crate::validate;
+
+/// The head recorded in `meta` (0: empty).
+pub(crate) fn recorded_head(trees: &Trees) -> Result<u64, StoreError> {
+    match trees.meta.get(HEAD_KEY)? {
+        None => Ok(0),
+        Some(bytes) => decode_u64(&bytes).ok_or_else(|| StoreError::corrupt(0, "head unreadable")),
+    }
+}
+
+/// Whether the database holds nothing of ours: no format marker, no event, no meta.
+pub(crate) fn is_blank(trees: &Trees) -> Result<bool, StoreError> {
+    Ok(trees.meta.is_empty() && trees.events.is_empty() && trees.commands.is_empty())
+}
+
+/// Writes the format marker of a new store.
+pub(crate) fn init_format(trees: &Trees) -> Result<(), StoreError> {
+    trees.meta.insert(FORMAT_KEY, FORMAT)?;
+    Ok(())
+}
+
+pub(crate) fn check_format(trees: &Trees) -> Result<(), StoreError> {
+    match trees.meta.get(FORMAT_KEY)? {
+        Some(format) if format.as_ref() == FORMAT => Ok(()),
+        Some(other) => Err(StoreError::corrupt(
+            0,
+            format!("unknown store format {:?}", String::from_utf8_lossy(&other)),
+        )),
+        None => Err(StoreError::corrupt(
+            0,
+            "no store format marker: not a disputes store",
+        )),
+    }
+}
+
+/// Checks the last `tail` events (hash, link, seq, index, command record), that no event lies
+/// beyond the head or is missing at either end, and that `meta` and `versions` agree with the log.
+/// Returns the head.
+pub(crate) fn check_tail(trees: &Trees, tail: u64) -> Result<u64, StoreError> {
+    let head = recorded_head(trees)?;
+    check_ends(trees, head)?;
+    let start = head.saturating_sub(tail) + 1;
+    let mut prev_hash = if start <= 1 {
+        GENESIS_PREV_HASH.to_owned()
+    } else {
+        reads::event(trees, start - 1)?.hash
+    };
+    let mut last_versions = BTreeMap::new();
+    for seq in start..=head {
+        let envelope = check_event(trees, seq, &prev_hash)?;
+        last_versions.insert(envelope.dispute_id, envelope.version);
+        prev_hash = envelope.hash;
+    }
+    if head > 0 {
+        check_last_hash(trees, head)?;
+    }
+    for (dispute_id, version) in last_versions {
+        let recorded = trees
+            .versions
+            .get(dispute_id.as_bytes())?
+            .and_then(|v| decode_u64(&v));
+        if recorded != Some(version) {
+            return Err(StoreError::corrupt(
+                head,
+                format!("version of {dispute_id:?} is {recorded:?}, its last event {version}"),
+            ));
+        }
+    }
+    Ok(head)
+}
+
+/// The first event is seq 1 and the last is the head.
+fn check_ends(trees: &Trees, head: u64) -> Result<(), StoreError> {
+    let first = trees.events.first()?.map(|(k, _)| decode_u64(&k));
+    let last = trees.events.last()?.map(|(k, _)| decode_u64(&k));
+    let expected = if head == 0 {
+        (None, None)
+    } else {
+        (Some(Some(1)), Some(Some(head)))
+    };
+    if (first, last) != expected {
+        return Err(StoreError::corrupt(
+            head,
+            format!("log spans {first:?}..{last:?}, the head is {head}"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_last_hash(trees: &Trees, head: u64) -> Result<(), StoreError> {
+    let recorded = trees.meta.get(LAST_HASH_KEY)?;
+    if recorded.as_deref() != Some(reads::event(trees, head)?.hash.as_bytes()) {
+        return Err(StoreError::corrupt(
+            head,
+            "the recorded head hash is not the head event's hash",
+        ));
+    }
+    Ok(())
+}
+
+/// Everything that can be checked of the event at `seq` given its predecessor's hash. Any
+/// corruption found is reported at `seq`.
+pub(crate) fn check_event(
+    trees: &Trees,
+    seq: u64,
+    prev_hash: &str,
+) -> Result<Envelope, StoreError> {
+    let at = |error: StoreError| match error {
+        StoreError::Corrupt { reason, .. } | StoreError::Invalid(reason) => {
+            StoreError::corrupt(seq, reason)
+        }
+        other => other,
+    };
+    let envelope = reads::event(trees, seq).map_err(at)?;
+    if envelope.prev_hash != prev_hash {
+        return Err(StoreError::corrupt(
+            seq,
+            "prev_hash is not the previous event's hash",
+        ));
+    }
+    if compute_hash(prev_hash, &envelope) != envelope.hash {
+        return Err(StoreError::corrupt(
+            seq,
+            "hash does not match the event's content",
+        ));
+    }
+    check_indexed(trees, &envelope).map_err(at)?;
+    Ok(envelope)
+}
+
+fn check_indexed(trees: &Trees, envelope: &Envelope) -> Result<(), StoreError> {
+    validate::id("dispute_id", &envelope.dispute_id)?;
+    let key = seq_key(envelope.seq);
+    let indexed = trees
+        .streams
+        .get(stream_key(&envelope.dispute_id, envelope.version))?;
+    if envelope.version == 0 || indexed.as_deref() != Some(&key[..]) {
+        return Err(StoreError::corrupt(
+            envelope.seq,
+            "not indexed at its dispute and version",
+        ));
+    }
+    let Some(command_id) = &envelope.command_id else {
+        return Ok(());
+    };
+    validate::id("command_id", command_id)?;
+    let row = trees.commands.get(command_id.as_bytes())?;
+    let row = row
+        .map(|bytes| CommandRow::decode(command_id, &bytes))
+        .transpose()?;
+    match row {
+        Some(row)
+            if row.dispute_id == envelope.dispute_id
+                && (row.first_seq..=row.last_seq()).contains(&envelope.seq) =>
+        {
+            Ok(())
+        }
+        _ => Err(StoreError::corrupt(
+            envelope.seq,
+            format!("command {command_id:?} does not record this event"),
+        )),
+    }
+}

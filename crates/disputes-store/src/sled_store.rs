@@ -1,0 +1,248 @@
+//! [`SledStore`]: the embedded implementation of [`EventStore`] on sled 0.34.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tokio::sync::watch;
+
+use crate::api::{
+    AppendOutcome, AppendRequest, CommandOutcome, Durability, EventStore, StoreOptions,
+    VerifyReport,
+};
+use crate::disk::DiskSync;
+use crate::envelope::Envelope;
+use crate::error::StoreError;
+use crate::layout::{
+    seq_key, CHECKPOINTS_TREE, COMMANDS_TREE, EVENTS_TREE, META_TREE, ORDERS_TREE, STREAMS_TREE,
+    VERSIONS_TREE,
+};
+use crate::writer::{self, Durable, Job, WriterParts};
+use crate::{reads, recovery, validate, verify};
+
+/// What a store did since it was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStats {
+    /// The durable head.
+    pub head: u64,
+    /// Append requests answered with success (appended or duplicate).
+    pub appends: u64,
+    /// Group commits made durable (with [`Durability::Fsync`], one flush + fdatasync each).
+    pub group_commits: u64,
+}
+
+/// The sled trees of a store (see [`crate::layout`]).
+#[derive(Clone)]
+pub(crate) struct Trees {
+    pub events: sled::Tree,
+    pub streams: sled::Tree,
+    pub versions: sled::Tree,
+    pub commands: sled::Tree,
+    pub orders: sled::Tree,
+    pub meta: sled::Tree,
+    pub checkpoints: sled::Tree,
+}
+
+impl Trees {
+    fn open(db: &sled::Db) -> Result<Trees, StoreError> {
+        Ok(Trees {
+            events: db.open_tree(EVENTS_TREE)?,
+            streams: db.open_tree(STREAMS_TREE)?,
+            versions: db.open_tree(VERSIONS_TREE)?,
+            commands: db.open_tree(COMMANDS_TREE)?,
+            orders: db.open_tree(ORDERS_TREE)?,
+            meta: db.open_tree(META_TREE)?,
+            checkpoints: db.open_tree(CHECKPOINTS_TREE)?,
+        })
+    }
+}
+
+/// The event store on sled. Cheap to clone: clones share one database and one writer thread, which
+/// stops (and sled closes) when the last clone is dropped. Only one `SledStore` (and its clones) may
+/// have a directory open at a time: sled locks it.
+#[derive(Clone)]
+pub struct SledStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    trees: Trees,
+    durable: Arc<Durable>,
+    sender: Option<SyncSender<Job>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        drop(self.sender.take());
+        if let Some(writer) = self.writer.take() {
+            if writer.join().is_err() {
+                tracing::error!("the store writer thread panicked");
+            }
+        }
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in directory `path`: checks what sled recovered (the format
+    /// marker, the last `options.recovery_tail_events` events, the index and head), makes it durable,
+    /// and only then starts serving. A broken tail is refused as [`StoreError::Corrupt`].
+    pub fn open(path: &Path, options: StoreOptions) -> Result<SledStore, StoreError> {
+        options.check()?;
+        let db = sled::Config::new().path(path).open()?;
+        let mut disk = match options.durability {
+            Durability::Fsync => Some(DiskSync::open(path)?),
+            Durability::Buffered => None,
+        };
+        let (trees, head) = SledStore::recover(&db, disk.as_mut(), &options)?;
+        SledStore::serve(db, trees, head, disk, &options)
+    }
+
+    /// A store in a temporary directory that sled deletes when the store is dropped; buffered.
+    pub fn open_temporary() -> Result<SledStore, StoreError> {
+        let options = StoreOptions::buffered();
+        let db = sled::Config::new().temporary(true).open()?;
+        let (trees, head) = SledStore::recover(&db, None, &options)?;
+        SledStore::serve(db, trees, head, None, &options)
+    }
+
+    /// The checks of [`SledStore::open`]: the trees and the head, once all is well and durable.
+    fn recover(
+        db: &sled::Db,
+        mut disk: Option<&mut DiskSync>,
+        options: &StoreOptions,
+    ) -> Result<(Trees, u64), StoreError> {
+        let trees = Trees::open(db)?;
+        let recovered = db.was_recovered();
+        let blank = recovery::is_blank(&trees)?;
+        if !recovered && !blank {
+            return Err(StoreError::Corrupt {
+                seq: 0,
+                reason: "a new sled database holds data".into(),
+            });
+        }
+        if blank {
+            // New, or created by a process that died before its first sync.
+            recovery::init_format(&trees)?;
+            if let Some(disk) = disk.as_deref_mut() {
+                disk.sync(db)?;
+                disk.sync_creation()?;
+            }
+        }
+        recovery::check_format(&trees)?;
+        let head = recovery::check_tail(&trees, options.recovery_tail_events)?;
+        if let Some(disk) = disk {
+            // What sled recovered may have come from the page cache of a process that died before
+            // its fdatasync: make it durable before serving it as durable.
+            disk.sync(db)?;
+        }
+        let tail_checked = head.min(options.recovery_tail_events);
+        tracing::info!(recovered, head, tail_checked, "event store open");
+        Ok((trees, head))
+    }
+
+    fn serve(
+        db: sled::Db,
+        trees: Trees,
+        head: u64,
+        disk: Option<DiskSync>,
+        options: &StoreOptions,
+    ) -> Result<SledStore, StoreError> {
+        let durable = Arc::new(Durable::new(head));
+        let (sender, handle) = writer::spawn(WriterParts {
+            db,
+            trees: trees.clone(),
+            disk,
+            durable: durable.clone(),
+            head,
+            queue_max: options.append_queue_max,
+            group_commit_max: options.group_commit_max,
+        })?;
+        let inner = Inner {
+            trees,
+            durable,
+            sender: Some(sender),
+            writer: Some(handle),
+        };
+        Ok(SledStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Counters since open, for benchmarks and metrics.
+    pub fn stats(&self) -> StoreStats {
+        StoreStats {
+            head: self.head(),
+            appends: self.inner.durable.appends.load(Ordering::Relaxed),
+            group_commits: self.inner.durable.commits.load(Ordering::Relaxed),
+        }
+    }
+
+    fn trees(&self) -> &Trees {
+        &self.inner.trees
+    }
+}
+
+impl EventStore for SledStore {
+    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let data = validate::append_request(&req)?;
+        let closed = || StoreError::Unavailable("the store is shut down".into());
+        let sender = self.inner.sender.as_ref().ok_or_else(closed)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        sender
+            .send(Job { req, data, reply })
+            .map_err(|_| closed())?;
+        answer.recv().map_err(|_| closed())?
+    }
+
+    fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError> {
+        reads::read_stream(self.trees(), dispute_id, self.head())
+    }
+
+    fn read_from(&self, from_seq: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        reads::read_from(self.trees(), from_seq, limit, self.head())
+    }
+
+    fn head(&self) -> u64 {
+        self.inner.durable.head()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.durable.subscribe()
+    }
+
+    fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError> {
+        reads::command(self.trees(), command_id, self.head())
+    }
+
+    fn stream_version(&self, dispute_id: &str) -> Result<u64, StoreError> {
+        reads::stream_version(self.trees(), dispute_id, self.head())
+    }
+
+    fn checkpoint(&self, name: &str) -> Result<u64, StoreError> {
+        reads::checkpoint(self.trees(), name)
+    }
+
+    /// Not synced by itself: durable with the next group commit or sled's own periodic flush
+    /// (every 500 ms). After a crash a checkpoint may be older than the last one set, never newer
+    /// than the recovered head (sled recovers a prefix of its log).
+    fn set_checkpoint(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        validate::id("checkpoint name", name)?;
+        let head = self.head();
+        if seq > head {
+            return Err(StoreError::invalid(format!(
+                "checkpoint {seq} is beyond the head {head}"
+            )));
+        }
+        self.trees()
+            .checkpoints
+            .insert(name.as_bytes(), &seq_key(seq))?;
+        Ok(())
+    }
+
+    fn verify(&self) -> Result<VerifyReport, StoreError> {
+        verify::verify(self.trees(), self.head())
+    }
+}

@@ -1,0 +1,187 @@
+//! The single writer: one thread, fed by a bounded queue, takes every waiting request (up to a
+//! limit), applies them in one sled transaction (each request with its own checks, so one refusal
+//! does not fail the others), makes the batch durable with one sled flush + `fdatasync` (group
+//! commit), advances the durable head, and answers every request of the batch. Requests arriving
+//! meanwhile queue up and form the next batch, so the busier the store, the larger the batches.
+//! Being alone, the writer makes seq and the hash chain gap-free by construction.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+
+use tokio::sync::watch;
+
+use crate::api::{AppendOutcome, AppendRequest};
+use crate::append_tx;
+use crate::disk::DiskSync;
+use crate::envelope::Envelope;
+use crate::error::StoreError;
+use crate::sled_store::Trees;
+
+pub(crate) type Reply = Result<AppendOutcome, StoreError>;
+
+pub(crate) struct Job {
+    pub req: AppendRequest,
+    /// Each event's `data` in canonical form.
+    pub data: Vec<Vec<u8>>,
+    pub reply: SyncSender<Reply>,
+}
+
+/// The durable head: what `head`, `subscribe` and every read go by.
+pub(crate) struct Durable {
+    head: AtomicU64,
+    watch: watch::Sender<u64>,
+    /// Group commits made durable, and appends acknowledged: for benchmarks and metrics.
+    pub commits: AtomicU64,
+    pub appends: AtomicU64,
+}
+
+impl Durable {
+    pub fn new(head: u64) -> Durable {
+        Durable {
+            head: AtomicU64::new(head),
+            watch: watch::Sender::new(head),
+            commits: AtomicU64::new(0),
+            appends: AtomicU64::new(0),
+        }
+    }
+
+    pub fn head(&self) -> u64 {
+        self.head.load(Ordering::Acquire)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.watch.subscribe()
+    }
+
+    fn advance(&self, head: u64) {
+        assert!(head >= self.head(), "the durable head never moves back");
+        self.head.store(head, Ordering::Release);
+        self.watch.send_replace(head);
+    }
+}
+
+/// Everything the writer needs.
+pub(crate) struct WriterParts {
+    pub db: sled::Db,
+    pub trees: Trees,
+    /// `None`: [`crate::Durability::Buffered`].
+    pub disk: Option<DiskSync>,
+    pub durable: Arc<Durable>,
+    pub head: u64,
+    pub queue_max: usize,
+    pub group_commit_max: usize,
+}
+
+/// Starts the writer; its handle ends once every sender is dropped and every request answered.
+pub(crate) fn spawn(parts: WriterParts) -> Result<(SyncSender<Job>, JoinHandle<()>), StoreError> {
+    let (jobs, job_queue) = mpsc::sync_channel(parts.queue_max);
+    let writer = Writer {
+        db: parts.db,
+        trees: parts.trees,
+        disk: parts.disk,
+        durable: parts.durable,
+        group_commit_max: parts.group_commit_max,
+        committed: parts.head,
+        failure: None,
+    };
+    let handle = thread::Builder::new()
+        .name("disputes-store-writer".into())
+        .spawn(move || writer.run(job_queue))?;
+    Ok((jobs, handle))
+}
+
+struct Writer {
+    db: sled::Db,
+    trees: Trees,
+    disk: Option<DiskSync>,
+    durable: Arc<Durable>,
+    group_commit_max: usize,
+    /// The last seq committed to sled (durable or not yet).
+    committed: u64,
+    /// The first storage failure: from then on every append is refused until the store is reopened.
+    failure: Option<StoreError>,
+}
+
+impl Writer {
+    /// Until every sender is dropped.
+    fn run(mut self, job_queue: Receiver<Job>) {
+        while let Ok(first) = job_queue.recv() {
+            let mut jobs = Vec::with_capacity(self.group_commit_max.min(64));
+            jobs.push(first);
+            while jobs.len() < self.group_commit_max {
+                match job_queue.try_recv() {
+                    Ok(job) => jobs.push(job),
+                    Err(_) => break,
+                }
+            }
+            self.commit(jobs);
+        }
+        tracing::debug!(head = self.durable.head(), "store writer stopped");
+    }
+
+    fn commit(&mut self, jobs: Vec<Job>) {
+        let replies = self.apply(&jobs);
+        // Nothing new to sync, or the store failed: its last sync did not happen and will not.
+        let wrote = self.failure.is_none() && self.committed > self.durable.head();
+        let synced = if wrote { self.make_durable() } else { Ok(()) };
+        for (job, reply) in jobs.into_iter().zip(replies) {
+            let answer = match (&synced, reply) {
+                (Err(error), Ok(_)) => Err(error.clone()),
+                (_, reply) => reply,
+            };
+            if answer.is_ok() {
+                self.durable.appends.fetch_add(1, Ordering::Relaxed);
+            }
+            let _gone = job.reply.send(answer); // the caller may have stopped waiting
+        }
+    }
+
+    /// One reply per job, in order.
+    fn apply(&mut self, jobs: &[Job]) -> Vec<Reply> {
+        if let Some(error) = &self.failure {
+            let refusal =
+                StoreError::Unavailable(format!("the store failed earlier ({error}); reopen it"));
+            return jobs.iter().map(|_| Err(refusal.clone())).collect();
+        }
+        match append_tx::apply_batch(&self.trees, jobs) {
+            Ok(replies) => {
+                for reply in &replies {
+                    if let Ok(AppendOutcome::Appended(envelopes)) = reply {
+                        self.advance_committed(envelopes);
+                    }
+                }
+                replies
+            }
+            Err(error) => {
+                self.fail(&error);
+                jobs.iter().map(|_| Err(error.clone())).collect()
+            }
+        }
+    }
+
+    fn advance_committed(&mut self, envelopes: &[Envelope]) {
+        for envelope in envelopes {
+            assert_eq!(envelope.seq, self.committed + 1, "seqs are gap-free");
+            self.committed = envelope.seq;
+        }
+    }
+
+    fn make_durable(&mut self) -> Result<(), StoreError> {
+        if let Some(disk) = &mut self.disk {
+            if let Err(error) = disk.sync(&self.db) {
+                self.fail(&error);
+                return Err(error);
+            }
+        }
+        self.durable.commits.fetch_add(1, Ordering::Relaxed);
+        self.durable.advance(self.committed);
+        Ok(())
+    }
+
+    fn fail(&mut self, error: &StoreError) {
+        tracing::error!(%error, "event store failed: refusing appends until reopened");
+        self.failure.get_or_insert(error.clone());
+    }
+}

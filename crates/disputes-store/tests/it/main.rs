@@ -1,0 +1,15 @@
+//! The store's one integration-test binary (one module per area).
+
+mod bench;
+mod canonical;
+mod checkpoints;
+mod child;
+mod concurrency;
+mod crash;
+mod properties;
+mod reads;
+mod refusals;
+mod reopen;
+mod strace;
+mod support;
+mod tamper;

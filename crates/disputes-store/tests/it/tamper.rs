@@ -1,0 +1,149 @@
+//! Changed bytes on disk: `verify` names the first broken seq; `open` refuses a broken tail.
+
+use std::path::Path;
+
+use disputes_store::layout::{seq_key, stream_key, EVENTS_TREE, STREAMS_TREE};
+use disputes_store::{compute_hash, Envelope, EventStore, SledStore, StoreError, StoreOptions};
+
+use crate::support::{appended, open, request};
+
+/// 20 one-event appends over 4 disputes, then the store is closed.
+fn twenty_events(dir: &Path) {
+    let store = open(dir);
+    for n in 0..20u64 {
+        let dispute = format!("d-{}", n % 4);
+        appended(store.append(request(&dispute, n / 4, Some(&format!("c-{n}")), 1)));
+    }
+}
+
+/// Rewrites the stored value of the event at `seq` (the store must be closed).
+fn tamper(dir: &Path, seq: u64, change: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>) {
+    let db = sled::open(dir).unwrap();
+    let events = db.open_tree(EVENTS_TREE).unwrap();
+    let old = events.get(seq_key(seq)).unwrap().unwrap().to_vec();
+    match change(old) {
+        Some(new) => events.insert(seq_key(seq), new).unwrap(),
+        None => events.remove(seq_key(seq)).unwrap(),
+    };
+    db.flush().unwrap();
+}
+
+fn replace(bytes: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
+    let text = String::from_utf8(bytes).unwrap();
+    assert!(text.contains(from), "{text}");
+    text.replacen(from, to, 1).into_bytes()
+}
+
+/// Opens despite a broken event further back than the start-up check looks.
+fn open_checking_tail(dir: &Path, tail: u64) -> SledStore {
+    SledStore::open(
+        dir,
+        StoreOptions {
+            recovery_tail_events: tail,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap()
+}
+
+fn first_break(dir: &Path) -> (u64, String, u64) {
+    let report = open_checking_tail(dir, 5).verify().unwrap();
+    let broken = report.first_break.expect("verify finds the break");
+    (broken.seq, broken.reason, report.events)
+}
+
+#[test]
+fn verify_finds_an_event_whose_bytes_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    twenty_events(dir.path());
+    tamper(dir.path(), 7, |bytes| {
+        Some(replace(bytes, "\"i\":0", "\"i\":9"))
+    });
+    let (seq, reason, events) = first_break(dir.path());
+    assert_eq!((seq, events), (7, 6), "{reason}");
+    assert!(reason.contains("hash does not match"), "{reason}");
+    // The default start-up check covers seq 7 and refuses to open.
+    let refused = SledStore::open(dir.path(), StoreOptions::default()).err();
+    assert!(
+        matches!(refused, Some(StoreError::Corrupt { seq: 7, .. })),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn a_changed_event_with_a_recomputed_hash_breaks_the_next_link() {
+    let dir = tempfile::tempdir().unwrap();
+    twenty_events(dir.path());
+    tamper(dir.path(), 7, |bytes| {
+        let mut envelope: Envelope = serde_json::from_slice(&bytes[1..]).unwrap();
+        envelope.actor.id = "someone-else".into();
+        envelope.hash = compute_hash(&envelope.prev_hash, &envelope);
+        // serde_json's default map is sorted: this is the canonical form.
+        let value = serde_json::to_value(&envelope).unwrap();
+        let mut stored = vec![bytes[0]];
+        stored.extend(serde_json::to_vec(&value).unwrap());
+        Some(stored)
+    });
+    let (seq, reason, _) = first_break(dir.path());
+    assert_eq!(seq, 8, "{reason}");
+    assert!(reason.contains("prev_hash"), "{reason}");
+}
+
+#[test]
+fn verify_finds_bytes_that_are_not_the_canonical_form() {
+    let dir = tempfile::tempdir().unwrap();
+    twenty_events(dir.path());
+    // Same envelope, same hash, but an extra field the envelope type would silently drop.
+    tamper(dir.path(), 3, |bytes| {
+        Some(replace(bytes, "{\"actor\"", "{\"x\":1,\"actor\""))
+    });
+    let (seq, reason, _) = first_break(dir.path());
+    assert_eq!(seq, 3);
+    assert!(reason.contains("canonical"), "{reason}");
+}
+
+#[test]
+fn verify_finds_a_missing_event_and_a_broken_index() {
+    let dir = tempfile::tempdir().unwrap();
+    twenty_events(dir.path());
+    tamper(dir.path(), 12, |_| None);
+    let (seq, reason, _) = first_break(dir.path());
+    assert_eq!(seq, 12, "{reason}");
+
+    let dir = tempfile::tempdir().unwrap();
+    twenty_events(dir.path());
+    {
+        let db = sled::open(dir.path()).unwrap();
+        // seq 10 is d-1's third event (n = 9).
+        db.open_tree(STREAMS_TREE)
+            .unwrap()
+            .remove(stream_key("d-1", 3))
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let (seq, reason, _) = first_break(dir.path());
+    assert_eq!(seq, 10, "{reason}");
+}
+
+#[test]
+fn open_refuses_a_log_that_lost_its_head_event() {
+    let dir = tempfile::tempdir().unwrap();
+    twenty_events(dir.path());
+    tamper(dir.path(), 20, |_| None);
+    let refused = SledStore::open(dir.path(), StoreOptions::default()).err();
+    assert!(
+        matches!(refused, Some(StoreError::Corrupt { seq: 20, .. })),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn an_intact_store_verifies() {
+    let dir = tempfile::tempdir().unwrap();
+    twenty_events(dir.path());
+    let store = open(dir.path());
+    let report = store.verify().unwrap();
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!((report.events, report.head), (20, 20));
+    assert_eq!(report.head_hash, store.read_from(20, 1).unwrap()[0].hash);
+}
