@@ -10,7 +10,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer, AckKind};
 use async_nats::HeaderMap;
@@ -30,8 +30,12 @@ use crate::shutdown::Shutdown;
 const ROUND_MAX: usize = 2_000;
 /// The longest the scheduler sleeps without looking.
 const IDLE_MAX: Duration = Duration::from_secs(1);
+/// The shortest time between two rounds.
+const ROUND_INTERVAL_MIN: Duration = Duration::from_millis(5);
+/// How often the published-but-not-yet-applied deadlines are checked against the index.
+const PRUNE_EVERY: Duration = Duration::from_millis(500);
 /// Expiries applied at once by the consumer.
-const APPLY_CONCURRENCY: usize = 64;
+const APPLY_CONCURRENCY: usize = 256;
 pub const CONSUMER: &str = "disputes-expiry";
 
 /// The body of an expiry or a reminder message.
@@ -76,8 +80,14 @@ impl Scheduler {
         let mut changed = self.projections.subscribe();
         // Published this run and not yet gone from the index: not published again each round.
         let mut published: HashSet<Vec<u8>> = HashSet::new();
+        let mut pruned_at = Instant::now();
         loop {
             let now = Utc::now();
+            // Forget what was applied (gone from the index): now and then, not every round.
+            if pruned_at.elapsed() >= PRUNE_EVERY {
+                published.retain(|key| self.projections.has_key(key));
+                pruned_at = Instant::now();
+            }
             if let Err(e) = self.round(now, &mut published).await {
                 tracing::warn!(error = %format!("{e:#}"), "scheduler round failed; retrying");
                 if shutdown.sleep(Duration::from_millis(500)).await {
@@ -89,6 +99,11 @@ impl Scheduler {
                 .until_next(now, &published)
                 .unwrap_or(IDLE_MAX)
                 .min(IDLE_MAX);
+            // Rounds in batches, not one per event: the read models may change thousands of
+            // times a second.
+            if shutdown.sleep(ROUND_INTERVAL_MIN.min(wait)).await {
+                return;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = changed.changed() => {}
@@ -102,8 +117,7 @@ impl Scheduler {
         now: DateTime<Utc>,
         published: &mut HashSet<Vec<u8>>,
     ) -> anyhow::Result<()> {
-        // Forget what was applied (gone from the index), then publish what is due and not yet sent.
-        published.retain(|key| self.projections.has_key(key));
+        // Publish what is due and not yet sent.
         let before = now + chrono::TimeDelta::milliseconds(1);
         let fresh = self
             .projections
