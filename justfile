@@ -21,10 +21,11 @@ serve:
 demo:
     cargo run --release -p disputes --example demo
 
-# Every benchmark workload, sized to finish in a few minutes.
+# Every benchmark workload, sized to finish in about five minutes here (docs/performance.md).
 bench:
     cargo build --release -p disputes
-    target/release/disputes bench inproc
-    target/release/disputes bench replay
-    target/release/disputes bench nats
-    target/release/disputes bench scheduler
+    target/release/disputes bench inproc --disputes 4000 --concurrency 16
+    target/release/disputes bench nats --disputes 2000 --concurrency 16
+    target/release/disputes bench replay --disputes 111112
+    target/release/disputes bench verify --disputes 111112
+    target/release/disputes bench scheduler --disputes 200000
