@@ -16,6 +16,7 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub http: HttpConfig,
     pub limits: LimitsConfig,
+    pub auth: AuthConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -195,6 +196,66 @@ impl LimitsConfig {
     }
 }
 
+/// `[auth]`: signed actors (docs/actor-tokens.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub actor_tokens: ActorTokens,
+    /// The gateways' Ed25519 public keys, standard base64 of the 32 bytes.
+    pub public_keys: Vec<String>,
+    /// The longest lifetime (`exp - iat`) a token may have.
+    #[serde(with = "humantime_serde_compat")]
+    pub token_ttl_max: Duration,
+}
+
+/// Whether commands must carry an `actor_token`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorTokens {
+    /// The actor is trusted as sent; an `actor_token` field is accepted and ignored.
+    #[default]
+    Off,
+    /// Every command must carry a valid token for its actor and dispute, else `forbidden`.
+    Required,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            actor_tokens: ActorTokens::Off,
+            public_keys: Vec::new(),
+            token_ttl_max: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// The configured keys, each checked; with tokens required there must be at least one.
+    pub fn verifying_keys(&self) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
+        anyhow::ensure!(
+            self.public_keys.len() <= crate::auth::PUBLIC_KEYS_MAX,
+            "[auth] public_keys: at most {} keys",
+            crate::auth::PUBLIC_KEYS_MAX
+        );
+        anyhow::ensure!(
+            self.actor_tokens == ActorTokens::Off || !self.public_keys.is_empty(),
+            "[auth] actor_tokens = \"required\" needs at least one key in public_keys"
+        );
+        self.public_keys
+            .iter()
+            .map(|key| crate::auth::parse_public_key(key).context("[auth] public_keys"))
+            .collect()
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.token_ttl_max.is_zero() && self.token_ttl_max <= crate::auth::TOKEN_TTL_MAX_LIMIT,
+            "[auth] token_ttl_max must be longer than zero and at most 24h"
+        );
+        self.verifying_keys().map(drop)
+    }
+}
+
 impl Config {
     /// Reads the file (if given), then applies `DISPUTES_NATS_URL` and `DISPUTES_DATA_DIR`.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
@@ -235,7 +296,7 @@ impl Config {
             self.limits.inflight_max >= 1,
             "[limits] inflight_max must be at least 1"
         );
-        Ok(())
+        self.auth.validate()
     }
 }
 
@@ -269,6 +330,47 @@ mod tests {
             toml::from_str("[policy]\nseller_response = \"2s\"\nreturn_receipt = \"30d\"").unwrap();
         assert_eq!(config.policy.seller_response, Duration::from_secs(2));
         assert_eq!(config.policy.return_receipt, DAY * 30);
+    }
+
+    #[test]
+    fn auth_defaults_to_off_with_a_five_minute_ttl() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.auth.actor_tokens, ActorTokens::Off);
+        assert_eq!(config.auth.token_ttl_max, Duration::from_secs(300));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn required_tokens_need_valid_keys() {
+        use base64::Engine as _;
+        let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+        let key = base64::engine::general_purpose::STANDARD.encode(key.as_bytes());
+        let parse = |text: &str| toml::from_str::<Config>(text).unwrap().validate();
+        parse(&format!(
+            "[auth]\nactor_tokens = \"required\"\npublic_keys = [{key:?}]\ntoken_ttl_max = \"2m\""
+        ))
+        .unwrap();
+        let none = parse("[auth]\nactor_tokens = \"required\"").unwrap_err();
+        assert!(format!("{none:#}").contains("at least one key"), "{none:#}");
+        let bad = parse("[auth]\npublic_keys = [\"not-a-key\"]").unwrap_err();
+        assert!(format!("{bad:#}").contains("public_keys"), "{bad:#}");
+        assert!(parse("[auth]\ntoken_ttl_max = \"2d\"").is_err());
+        assert!(toml::from_str::<Config>("[auth]\nactor_tokens = \"on\"").is_err());
+    }
+
+    /// deploy/config/disputes.toml parses; only its placeholder keys keep it from validating.
+    #[test]
+    fn the_shipped_config_parses() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/config/disputes.toml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let config: Config = toml::from_str(&text).unwrap();
+        assert_eq!(config.auth.actor_tokens, ActorTokens::Required);
+        assert_eq!(config.auth.token_ttl_max, Duration::from_secs(300));
+        let error = config.validate().unwrap_err();
+        assert!(format!("{error:#}").contains("REPLACE"), "{error:#}");
     }
 
     #[test]

@@ -16,6 +16,8 @@ use disputes_store::{
 use serde_json::{json, Value};
 use sha2::Digest as _;
 
+use crate::auth::{self, TokenError, Verifier};
+
 /// A command that loses the optimistic race this many times in a row is answered `unavailable`.
 const APPEND_ATTEMPTS_MAX: usize = 64;
 
@@ -83,6 +85,8 @@ pub struct CommandHandler<S> {
     store: Arc<S>,
     policy: Policy,
     limits: Limits,
+    /// With `[auth] actor_tokens = "required"`: every command's `actor_token` is checked.
+    actor_tokens: Option<Verifier>,
 }
 
 impl<S: EventStore> CommandHandler<S> {
@@ -91,6 +95,15 @@ impl<S: EventStore> CommandHandler<S> {
             store,
             policy,
             limits,
+            actor_tokens: None,
+        }
+    }
+
+    /// Requires a valid `actor_token` on every command (docs/actor-tokens.md).
+    pub fn with_actor_tokens(self, verifier: Verifier) -> Self {
+        CommandHandler {
+            actor_tokens: Some(verifier),
+            ..self
         }
     }
 
@@ -124,15 +137,18 @@ impl<S: EventStore> CommandHandler<S> {
                 format!("no command named {command_type:?}"),
             ));
         }
-        let fingerprint = self.fingerprint_of(command_type, body);
+        // The token is not part of the command: a retry with a fresh token is the same command.
+        let (body, token) = auth::split_token(body, self.limits.body_bytes_max);
+        let fingerprint = self.fingerprint_of(command_type, &body);
         if let Some(reply) = self.replay(fingerprint.as_ref())? {
             return Ok(reply);
         }
-        let parsed = domain::parse_command(command_type, body, &self.limits)?;
+        let parsed = domain::parse_command(command_type, &body, &self.limits)?;
         let Some((command_id, fingerprint)) = fingerprint else {
             unreachable!("a body that parses as a command has a command_id");
         };
         debug_assert_eq!(command_id, parsed.command_id.as_str());
+        self.check_actor(&parsed, token, &fingerprint, now)?;
         let record = CommandRecord {
             command_id,
             fingerprint,
@@ -152,6 +168,44 @@ impl<S: EventStore> CommandHandler<S> {
                 None => Err(refusal),
             },
             ok => ok,
+        }
+    }
+
+    /// With actor tokens required, the token must name this command's actor and dispute. Judged
+    /// after the body's shape and values (so `invalid_request` still comes first) and before the
+    /// dispute is looked up (so a caller without a token learns nothing of it).
+    fn check_actor(
+        &self,
+        parsed: &domain::ParsedCommand,
+        token: Option<Value>,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        let token = match token {
+            None | Some(Value::Null) => None,
+            Some(Value::String(token)) => Some(token),
+            Some(_) => {
+                return Err(Refusal::new(
+                    ErrorCode::InvalidRequest,
+                    "actor_token must be a string",
+                ))
+            }
+        };
+        let Some(verifier) = &self.actor_tokens else {
+            return Ok(());
+        };
+        let expected = auth::Expected {
+            role: parsed.request.actor.role.as_str(),
+            actor_id: parsed.request.actor.id.as_str(),
+            dispute_id: parsed.dispute_id.as_str(),
+        };
+        match verifier.verify(token.as_deref(), expected, fingerprint, now) {
+            Ok(_) => Ok(()),
+            Err(TokenError::Unavailable(why)) => {
+                tracing::error!(%why, "the nonce store cannot answer");
+                Err(Refusal::new(ErrorCode::Unavailable, why))
+            }
+            Err(error) => Err(Refusal::new(ErrorCode::Forbidden, error.to_string())),
         }
     }
 

@@ -3,6 +3,7 @@
 //! The rules live in `disputes-domain`, the log in `disputes-store`; this crate is the edges.
 
 pub mod audit;
+pub mod auth;
 pub mod bench;
 pub mod bench_nats;
 pub mod config;

@@ -22,7 +22,7 @@ use crate::publisher::Publisher;
 use crate::queries::Queries;
 use crate::scheduler::{consume_expiries, Scheduler};
 use crate::shutdown::{self, Shutdown};
-use crate::{http, nats, projector};
+use crate::{auth, http, nats, projector};
 
 pub const SERVICE_NAME: &str = "disputes";
 pub const QUEUE_GROUP: &str = "disputes";
@@ -63,11 +63,15 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
         .with_context(|| format!("create data dir {}", config.store.path.display()))?;
     let store = Arc::new(open_store(&config)?);
     let projections = Arc::new(open_projections(&config)?);
-    let handler = Arc::new(CommandHandler::new(
-        store.clone(),
-        policy,
-        config.limits.to_limits(),
-    ));
+    let mut handler = CommandHandler::new(store.clone(), policy, config.limits.to_limits());
+    if let Some(verifier) = auth::Verifier::open(&config.auth, &config.store.path, now())? {
+        tracing::info!(
+            keys = verifier.keys_count(),
+            "actor tokens required on every command"
+        );
+        handler = handler.with_actor_tokens(verifier);
+    }
+    let handler = Arc::new(handler);
     let metrics = Arc::new(Metrics::default());
 
     let prefix = config.nats.subject_prefix.clone();
