@@ -186,6 +186,13 @@ impl<S: EventStore + 'static> Queries<S> {
         let Some(min_seq) = min_seq else {
             return Ok(());
         };
+        // A seq past the log's end was never acknowledged to anyone: waiting for it would only
+        // hold an in-flight slot for MIN_SEQ_WAIT, which a client could do on purpose.
+        let head = self.store.head();
+        if min_seq > head {
+            return Err(json!({"ok": false, "error": {"code": "timeout", "message":
+                format!("seq {min_seq} was never written (the log ends at {head})")}}));
+        }
         let mut applied = self.projections.subscribe();
         let reached = tokio::time::timeout(MIN_SEQ_WAIT, applied.wait_for(|seq| *seq >= min_seq))
             .await
