@@ -2,6 +2,7 @@
 //! One test binary (faster linking); one module per area.
 
 mod audit;
+mod auth;
 mod bad_input;
 mod concurrency;
 mod deadlines;

@@ -16,7 +16,12 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(url: &str) -> Client {
-        let nats = async_nats::ConnectOptions::new()
+        Client::connect_with(url, async_nats::ConnectOptions::new()).await
+    }
+
+    /// Connects with `options` (TLS, credentials), adding the tests' retry and request timeout.
+    pub async fn connect_with(url: &str, options: async_nats::ConnectOptions) -> Client {
+        let nats = options
             .retry_on_initial_connect()
             .request_timeout(Some(REQUEST_TIMEOUT))
             .connect(url)

@@ -3,6 +3,8 @@
 pub mod client;
 pub mod nats;
 pub mod service;
+pub mod tls;
+pub mod tokens;
 
 use std::path::PathBuf;
 

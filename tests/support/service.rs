@@ -53,6 +53,20 @@ impl Service {
         service
     }
 
+    /// Like `start`, with `nats_keys` (TLS files, credentials) added to the `[nats]` table.
+    pub fn start_with_nats(nats_url: &str, nats_keys: &str, extra: &str) -> Service {
+        let dir = tempfile::tempdir().expect("service temp dir");
+        let data_dir = dir.path().join("data");
+        let mut service = Service::configure(dir.path(), &data_dir, nats_url, extra);
+        let config = std::fs::read_to_string(&service.config_path).expect("read service config");
+        let (nats, rest) = config.split_once("\n\n").expect("[nats] comes first");
+        let config = format!("{nats}\n{nats_keys}\n\n{rest}");
+        std::fs::write(&service.config_path, config).expect("write service config");
+        service._dir = Some(dir);
+        service.spawn();
+        service
+    }
+
     /// Starts on a given data dir (for a second instance or a restart elsewhere).
     pub fn start_on(dir: &Path, nats_url: &str, extra: &str) -> Service {
         let mut service = Service::configure(dir, &dir.join("data"), nats_url, extra);
