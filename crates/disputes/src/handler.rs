@@ -3,7 +3,8 @@
 //! Synchronous on purpose (the store's `append` blocks until the events are on disk); the NATS
 //! edge calls it from `spawn_blocking`. Everything here is deterministic given `now`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use disputes_domain::{
@@ -87,6 +88,7 @@ pub struct CommandHandler<S> {
     limits: Limits,
     /// With `[auth] actor_tokens = "required"`: every command's `actor_token` is checked.
     actor_tokens: Option<Verifier>,
+    cache: StateCache,
 }
 
 impl<S: EventStore> CommandHandler<S> {
@@ -96,6 +98,7 @@ impl<S: EventStore> CommandHandler<S> {
             policy,
             limits,
             actor_tokens: None,
+            cache: StateCache::default(),
         }
     }
 
@@ -295,7 +298,8 @@ impl<S: EventStore> CommandHandler<S> {
             if events.is_empty() {
                 return Ok(Written::Nothing);
             }
-            let status = status_after(state.clone(), &events);
+            let after = events.iter().fold(state.clone(), domain::evolve);
+            let status = status_of(&after);
             let append = AppendRequest {
                 dispute_id: dispute_id.to_owned(),
                 expected_version: version_of(&state),
@@ -311,7 +315,8 @@ impl<S: EventStore> CommandHandler<S> {
             };
             match self.store.append(append) {
                 Ok(AppendOutcome::Appended(envelopes)) => {
-                    return Ok(Written::Appended { envelopes, status })
+                    self.cache.put(dispute_id, after);
+                    return Ok(Written::Appended { envelopes, status });
                 }
                 Ok(AppendOutcome::Duplicate(outcome)) => return Ok(Written::Duplicate(outcome)),
                 Err(StoreError::VersionConflict { .. }) => continue,
@@ -333,10 +338,70 @@ impl<S: EventStore> CommandHandler<S> {
         ))
     }
 
-    /// Rebuilds a dispute's state from its events.
+    /// The dispute's current state: from the cache when it holds the store's current version,
+    /// else rebuilt from its events. States are a function of their version, so a cached state
+    /// at the current version is exact; a writer that moved on since is caught by `append`.
     pub fn load(&self, dispute_id: &str) -> Result<State, Refusal> {
+        let version = self
+            .store
+            .stream_version(dispute_id)
+            .map_err(store_refusal)?;
+        if version == 0 {
+            return Ok(State::Initial);
+        }
+        if let Some(state) = self.cache.get(dispute_id, version) {
+            return Ok(state);
+        }
         let envelopes = self.store.read_stream(dispute_id).map_err(store_refusal)?;
-        Ok(fold(&envelopes))
+        let state = fold(&envelopes);
+        self.cache.put(dispute_id, state.clone());
+        Ok(state)
+    }
+}
+
+/// Recently used dispute states by id, bounded: a shard is cleared when it fills up.
+struct StateCache {
+    shards: Vec<Mutex<HashMap<String, State>>>,
+}
+
+/// Disputes kept in memory, at most (shards × per shard).
+const CACHE_SHARDS: usize = 16;
+const CACHE_PER_SHARD_MAX: usize = 8_192;
+
+impl Default for StateCache {
+    fn default() -> Self {
+        StateCache {
+            shards: (0..CACHE_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl StateCache {
+    fn shard(&self, dispute_id: &str) -> &Mutex<HashMap<String, State>> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(dispute_id, &mut hasher);
+        &self.shards[std::hash::Hasher::finish(&hasher) as usize % CACHE_SHARDS]
+    }
+
+    fn get(&self, dispute_id: &str, version: u64) -> Option<State> {
+        let shard = self.shard(dispute_id).lock().expect("cache lock");
+        shard
+            .get(dispute_id)
+            .filter(|s| s.version() == version)
+            .cloned()
+    }
+
+    fn put(&self, dispute_id: &str, state: State) {
+        let mut shard = self.shard(dispute_id).lock().expect("cache lock");
+        if shard.len() >= CACHE_PER_SHARD_MAX && !shard.contains_key(dispute_id) {
+            shard.clear();
+        }
+        match shard.get(dispute_id) {
+            Some(cached) if cached.version() >= state.version() => {}
+            _ => {
+                shard.insert(dispute_id.to_owned(), state);
+            }
+        }
     }
 }
 
@@ -437,8 +502,8 @@ fn version_of(state: &State) -> u64 {
     }
 }
 
-fn status_after(state: State, events: &[Event]) -> String {
-    match events.iter().fold(state, domain::evolve) {
+fn status_of(state: &State) -> String {
+    match state {
         State::Active(dispute) => dispute.status().as_str().to_owned(),
         State::Initial => unreachable!("events leave a dispute active"),
     }
