@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod nats;
+pub mod reaper;
 pub mod service;
 pub mod tls;
 pub mod tokens;

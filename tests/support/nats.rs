@@ -97,6 +97,7 @@ impl NatsServer {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            crate::reaper::forget(child.id());
         }
     }
 
@@ -124,6 +125,7 @@ impl NatsServer {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", nats_server_bin().display()));
+        crate::reaper::track(child.id());
         self.child = Some(child);
         let started = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {

@@ -130,6 +130,7 @@ impl Service {
             .stderr(log)
             .spawn()
             .expect("spawn disputes serve");
+        crate::reaper::track(child.id());
         self.child = Some(child);
     }
 
@@ -173,6 +174,7 @@ impl Service {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            crate::reaper::forget(child.id());
         }
     }
 
@@ -185,11 +187,13 @@ impl Service {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = child.try_wait() {
+                crate::reaper::forget(child.id());
                 return Some(status);
             }
             if started.elapsed() > timeout {
                 let _ = child.kill();
                 let _ = child.wait();
+                crate::reaper::forget(child.id());
                 return None;
             }
             std::thread::sleep(Duration::from_millis(20));
