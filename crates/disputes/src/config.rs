@@ -92,19 +92,20 @@ pub struct PolicyConfig {
     pub reminder_lead: Duration,
 }
 
-const DAY: Duration = Duration::from_secs(24 * 3600);
-
+/// The domain's defaults (rules.md and protocol.md), as durations.
 impl Default for PolicyConfig {
     fn default() -> Self {
+        let policy = Policy::default();
+        let std = |d: chrono::TimeDelta| d.to_std().expect("default durations are positive");
         PolicyConfig {
-            seller_response: DAY * 5,
-            buyer_decision: DAY * 5,
-            shipping_proof: DAY * 3,
-            buyer_evidence: DAY * 3,
-            return_address: DAY * 5,
-            return_shipment: DAY * 7,
-            return_receipt: DAY * 30,
-            reminder_lead: Duration::from_secs(24 * 3600),
+            seller_response: std(policy.seller_response),
+            buyer_decision: std(policy.buyer_decision),
+            shipping_proof: std(policy.shipping_proof),
+            buyer_evidence: std(policy.buyer_evidence),
+            return_address: std(policy.return_address),
+            return_shipment: std(policy.return_shipment),
+            return_receipt: std(policy.return_receipt),
+            reminder_lead: std(policy.reminder_lead),
         }
     }
 }
@@ -329,7 +330,10 @@ mod tests {
         let config: Config =
             toml::from_str("[policy]\nseller_response = \"2s\"\nreturn_receipt = \"30d\"").unwrap();
         assert_eq!(config.policy.seller_response, Duration::from_secs(2));
-        assert_eq!(config.policy.return_receipt, DAY * 30);
+        assert_eq!(
+            config.policy.return_receipt,
+            Duration::from_secs(30 * 24 * 3600)
+        );
     }
 
     #[test]
