@@ -37,6 +37,18 @@ fn nats_server_bin() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from("nats-server"))
 }
 
+/// `--nats-url`, or a server of our own (kept alive by the returned guard).
+fn nats_for(dir: &Path, args: &BenchArgs) -> anyhow::Result<(Option<Server>, String)> {
+    match &args.nats_url {
+        Some(url) => Ok((None, url.clone())),
+        None => {
+            let server = start_nats(dir)?;
+            let url = server.url.clone();
+            Ok((Some(server), url))
+        }
+    }
+}
+
 fn start_nats(dir: &Path) -> anyhow::Result<Server> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -157,15 +169,7 @@ pub async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
         args.disputes.unwrap_or(2_000),
         args.concurrency.unwrap_or(16),
     );
-    let server = match &args.nats_url {
-        Some(_) => None,
-        None => Some(start_nats(dir)?),
-    };
-    let url = args
-        .nats_url
-        .clone()
-        .or_else(|| server.as_ref().map(|s| s.url.clone()))
-        .expect("a url");
+    let (_server, url) = nats_for(dir, args)?;
     let (trigger, task, client) =
         start_service(&url, &dir.join("data"), Default::default()).await?;
 
@@ -230,15 +234,7 @@ pub async fn scheduler(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
         let dir = fill_dir.clone();
         tokio::task::spawn_blocking(move || fill_deadlines(&dir, pending, burst)).await??
     };
-    let server = match &args.nats_url {
-        Some(_) => None,
-        None => Some(start_nats(dir)?),
-    };
-    let url = args
-        .nats_url
-        .clone()
-        .or_else(|| server.as_ref().map(|s| s.url.clone()))
-        .expect("a url");
+    let (server, url) = nats_for(dir, args)?;
     let (trigger, task, client) = start_service(&url, &data, Default::default()).await?;
     let rss_serving = crate::bench::rss_mb();
     // Positive: the service was up (read models caught up) before the burst came due.
