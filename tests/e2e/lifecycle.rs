@@ -482,3 +482,46 @@ pub async fn wait_stream(d: &Dispute, n: usize) -> Vec<Value> {
     }
     panic!("JetStream did not get {n} events of {}", d.id);
 }
+
+#[tokio::test]
+async fn the_service_answers_the_standard_nats_micro_discovery() {
+    let client = shared_client().await;
+    let ping = client
+        .nats()
+        .request("$SRV.PING.disputes", "".into())
+        .await
+        .expect("$SRV.PING");
+    let ping: Value = serde_json::from_slice(&ping.payload).unwrap();
+    assert_eq!(ping["name"], "disputes", "{ping}");
+    let info = client
+        .nats()
+        .request("$SRV.INFO.disputes", "".into())
+        .await
+        .expect("$SRV.INFO");
+    let info: Value = serde_json::from_slice(&info.payload).unwrap();
+    let subjects: Vec<&str> = info["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .map(|e| e["subject"].as_str().unwrap())
+        .collect();
+    assert!(
+        subjects.contains(&"disputes.cmd.*") && subjects.contains(&"disputes.query.*"),
+        "{info}"
+    );
+    assert!(
+        info["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["queue_group"] == "disputes"),
+        "{info}"
+    );
+    let stats = client
+        .nats()
+        .request("$SRV.STATS.disputes", "".into())
+        .await
+        .expect("$SRV.STATS");
+    let stats: Value = serde_json::from_slice(&stats.payload).unwrap();
+    assert_eq!(stats["name"], "disputes", "{stats}");
+}
