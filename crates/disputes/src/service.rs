@@ -26,6 +26,8 @@ use crate::{auth, http, nats, projector};
 
 pub const SERVICE_NAME: &str = "disputes";
 pub const QUEUE_GROUP: &str = "disputes";
+/// How long a stop waits for the requests in flight.
+const DRAIN_MAX: Duration = Duration::from_secs(15);
 /// How long a clean stop waits for the publisher to send what the store holds.
 const PUBLISH_GRACE: Duration = Duration::from_secs(5);
 
@@ -147,10 +149,16 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
     wait_published(&store, published).await;
     shutdown_tasks(tasks).await;
     if let Ok(Some(lease)) = lease_task.await {
-        lease.release().await;
+        // Bounded: with NATS unreachable the lease lapses by itself.
+        if tokio::time::timeout(Duration::from_secs(5), lease.release())
+            .await
+            .is_err()
+        {
+            tracing::warn!("could not release the writer lease in time; it lapses by itself");
+        }
     }
     projections.flush()?;
-    client.flush().await.ok();
+    let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
     tracing::info!("disputes stopped cleanly");
     Ok(())
 }
@@ -198,10 +206,19 @@ impl<S: EventStore + 'static> Endpoints<S> {
             }
         }
         tracing::info!("stopping: no new requests; draining those in flight");
-        let _ = commands.stop().await;
-        let _ = queries.stop().await;
-        let _ = service.stop().await;
-        let _ = self.inflight.acquire_many(inflight_max as u32).await;
+        let drain = async {
+            let _ = commands.stop().await;
+            let _ = queries.stop().await;
+            let _ = service.stop().await;
+            let _ = self.inflight.acquire_many(inflight_max as u32).await;
+        };
+        // Every acknowledged command is already durable: a drain that cannot finish (NATS gone,
+        // a stuck request) must not keep the process from stopping.
+        if tokio::time::timeout(DRAIN_MAX, drain).await.is_err() {
+            tracing::warn!(
+                "in-flight requests did not finish within {DRAIN_MAX:?}; stopping anyway"
+            );
+        }
         Ok(())
     }
 
