@@ -5,6 +5,25 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
 stamp="$tools/.installed-$(sha256sum "$root/tools/requirements.txt" | cut -c1-16)"
+# System tools the tests use (strace for the store's durability check, openssl for TLS certificates,
+# pip for the wheels below), and the toolchain components `./x test` runs: installed when missing.
+missing=()
+command -v strace >/dev/null 2>&1 || missing+=(strace)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  else
+    echo "tools/install.sh: please install: ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+if command -v rustup >/dev/null 2>&1; then
+  for component in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
+  done
+fi
 if [ -x "$tools/bin/nats-server" ] && [ -x "$tools/bin/just" ] && [ -f "$stamp" ]; then
   exit 0
 fi
