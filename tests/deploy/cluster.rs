@@ -85,11 +85,25 @@ async fn three_nodes_from_the_shipped_files_replicate_and_keep_the_permissions()
             ),
         }
     };
-    js.publish("disputes.evt.d-1.DisputeOpened", "{}".into())
-        .await
-        .expect("publish")
-        .await
-        .expect("acknowledged by a majority of replicas");
+    // A new R3 stream may answer "not found" until its leader is elected: retry until settled.
+    let started = Instant::now();
+    loop {
+        let ack = match js
+            .publish("disputes.evt.d-1.DisputeOpened", "{}".into())
+            .await
+        {
+            Ok(pending) => pending.await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match ack {
+            Ok(()) => break,
+            Err(_) if started.elapsed() < SETTLE_TIMEOUT => pause().await,
+            Err(e) => panic!(
+                "not acknowledged by a majority of replicas within {SETTLE_TIMEOUT:?}: {e}\n{}",
+                logs(&nodes)
+            ),
+        }
+    }
     let info = events.info().await.expect("stream info");
     let cluster = info.cluster.as_ref().expect("a clustered stream");
     assert_eq!(
