@@ -11,7 +11,7 @@
 //! the read models resume exactly where they stopped. They are derived data: no fsync; `rebuild`
 //! drops them and folds the log again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use crate::handler::decode;
 
 /// Events applied in one atomic batch.
-pub const BATCH_EVENTS_MAX: usize = 1024;
+pub const BATCH_EVENTS_MAX: usize = 4096;
 const CHECKPOINT_KEY: &[u8] = b"m\0checkpoint";
 const DEADLINES_COUNT_KEY: &[u8] = b"m\0deadlines";
 
@@ -323,8 +323,57 @@ struct Work<'a> {
     policy: &'a Policy,
     records: HashMap<String, Record>,
     stats: HashMap<Vec<u8>, Stats>,
-    batch: sled::Batch,
+    writes: Writes,
     deadlines_delta: i64,
+}
+
+/// The index, deadline and reminder writes of one batch, coalesced. Such a key is only ever
+/// inserted when the tree does not hold it and removed when it does (the read models are
+/// consistent), so a key inserted and removed again within one batch (a status, deadline or
+/// reminder that came and went while the batch was folded) needs no write at all: on a replay,
+/// where a dispute's whole lifecycle often falls in one batch, that is most of them.
+#[derive(Default)]
+struct Writes {
+    /// key → its value, or `None`: remove it.
+    pending: HashMap<Vec<u8>, Option<Vec<u8>>>,
+    /// Keys the tree held when the batch began (their first write here was a removal): removing
+    /// them again after a re-insert must still reach the tree.
+    held: HashSet<Vec<u8>>,
+}
+
+impl Writes {
+    /// `key`, which the tree does not hold, now holds `value`.
+    fn insert_new(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.pending.insert(key, Some(value));
+    }
+
+    /// `key`, which the tree (or this batch) holds, goes.
+    fn remove_existing(&mut self, key: Vec<u8>) {
+        match self.pending.get(&key) {
+            Some(Some(_)) if !self.held.contains(&key) => {
+                // Inserted by this batch: the tree never needs to see it.
+                self.pending.remove(&key);
+            }
+            Some(_) => {
+                self.pending.insert(key, None);
+            }
+            None => {
+                self.held.insert(key.clone());
+                self.pending.insert(key, None);
+            }
+        }
+    }
+
+    fn into_batch(self) -> sled::Batch {
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.pending {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        batch
+    }
 }
 
 impl<'a> Work<'a> {
@@ -334,7 +383,7 @@ impl<'a> Work<'a> {
             policy,
             records: HashMap::new(),
             stats: HashMap::new(),
-            batch: sled::Batch::default(),
+            writes: Writes::default(),
             deadlines_delta: 0,
         }
     }
@@ -379,12 +428,13 @@ impl<'a> Work<'a> {
                 .map(|(_, v)| v);
             if old_value != Some(value) {
                 if let Some(old_value) = old_value {
-                    self.batch
-                        .remove([index_prefix(field, old_value), id.as_bytes().to_vec()].concat());
+                    self.writes.remove_existing(
+                        [index_prefix(field, old_value), id.as_bytes().to_vec()].concat(),
+                    );
                 }
-                self.batch.insert(
+                self.writes.insert_new(
                     [index_prefix(field, value), id.as_bytes().to_vec()].concat(),
-                    &[],
+                    Vec::new(),
                 );
             }
         }
@@ -392,10 +442,11 @@ impl<'a> Work<'a> {
         if old_deadline != new.deadline {
             if let Some((kind, due_at)) = old_deadline {
                 self.deadlines_delta -= 1;
-                self.batch.remove(due_key(b"d\0", due_at, id, kind));
+                self.writes
+                    .remove_existing(due_key(b"d\0", due_at, id, kind));
             }
             if let Some(key) = after.reminder.take() {
-                self.batch.remove(key);
+                self.writes.remove_existing(key);
             }
             if let Some((kind, due_at)) = new.deadline {
                 self.deadlines_delta += 1;
@@ -406,7 +457,7 @@ impl<'a> Work<'a> {
                     fires_at: due_at,
                     key: vec![],
                 };
-                self.batch.insert(
+                self.writes.insert_new(
                     due_key(b"d\0", due_at, id, kind),
                     serde_json::to_vec(&entry).expect("entry"),
                 );
@@ -437,8 +488,8 @@ impl<'a> Work<'a> {
             key: vec![],
         };
         let key = due_key(b"r\0", fires_at, &record.dispute_id, kind);
-        self.batch
-            .insert(key.clone(), serde_json::to_vec(&entry).expect("entry"));
+        self.writes
+            .insert_new(key.clone(), serde_json::to_vec(&entry).expect("entry"));
         record.reminder = Some(key);
     }
 
@@ -476,20 +527,21 @@ impl<'a> Work<'a> {
         Ok(())
     }
 
-    fn into_batch(mut self) -> Result<sled::Batch, ProjectionError> {
+    fn into_batch(self) -> Result<sled::Batch, ProjectionError> {
+        let mut batch = self.writes.into_batch();
         for (id, record) in &self.records {
-            self.batch.insert(
+            batch.insert(
                 view_key(id),
                 serde_json::to_vec(record).expect("records serialize"),
             );
         }
         for (key, stats) in &self.stats {
-            self.batch.insert(
+            batch.insert(
                 key.clone(),
                 serde_json::to_vec(stats).expect("stats serialize"),
             );
         }
-        Ok(self.batch)
+        Ok(batch)
     }
 }
 
@@ -611,4 +663,139 @@ fn decode_json<T: for<'de> Deserialize<'de>>(
         key: String::from_utf8_lossy(key).into_owned(),
         reason: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::TimeDelta;
+    use disputes_store::{EventStore, SledStore};
+    use serde_json::json;
+
+    use super::*;
+    use crate::handler::{CommandHandler, Reply};
+    use disputes_domain::Limits;
+
+    fn pending(writes: &Writes, key: &[u8]) -> Option<Option<Vec<u8>>> {
+        writes.pending.get(key).cloned()
+    }
+
+    #[test]
+    fn a_key_inserted_and_removed_in_one_batch_is_never_written() {
+        let mut writes = Writes::default();
+        writes.insert_new(b"k".to_vec(), b"v".to_vec());
+        writes.remove_existing(b"k".to_vec());
+        assert_eq!(pending(&writes, b"k"), None);
+    }
+
+    #[test]
+    fn a_held_key_removed_reinserted_and_removed_again_is_removed() {
+        let mut writes = Writes::default();
+        writes.remove_existing(b"k".to_vec());
+        writes.insert_new(b"k".to_vec(), b"v".to_vec());
+        assert_eq!(pending(&writes, b"k"), Some(Some(b"v".to_vec())));
+        writes.remove_existing(b"k".to_vec());
+        assert_eq!(pending(&writes, b"k"), Some(None));
+    }
+
+    /// A `not_as_described` dispute that passes `under_review` (status) and `escalated` (stage)
+    /// twice, through a return and a reported problem, then resolves.
+    fn recurring_lifecycle(handler: &CommandHandler<SledStore>, now: DateTime<Utc>) {
+        let buyer = json!({"role": "buyer", "id": "b-1"});
+        let seller = json!({"role": "seller", "id": "s-1"});
+        let mediator = json!({"role": "mediator", "id": "m-1"});
+        let steps = [
+            (
+                "open",
+                &buyer,
+                json!({"order_id": "o-1", "seller_id": "s-1", "reason": "not_as_described",
+                "order_amount": {"amount": 10000, "currency": "USD"}, "proposal": {"solution": "full_refund"}}),
+            ),
+            (
+                "counter_propose",
+                &seller,
+                json!({"proposal": {"solution": "partial_refund", "amount": 2000}}),
+            ),
+            ("reject_proposal", &buyer, json!({})),
+            (
+                "submit_evidence",
+                &buyer,
+                json!({"description": "scratched", "attachments": []}),
+            ),
+            (
+                "rule",
+                &mediator,
+                json!({"outcome": "return_and_refund", "responsible_party": "seller"}),
+            ),
+            (
+                "provide_return_address",
+                &seller,
+                json!({"address": "1 Main St"}),
+            ),
+            (
+                "provide_return_tracking",
+                &buyer,
+                json!({"carrier": "DHL", "tracking_number": "T1"}),
+            ),
+            (
+                "report_return_problem",
+                &seller,
+                json!({"problem": "damaged"}),
+            ),
+            (
+                "rule",
+                &mediator,
+                json!({"outcome": "partial_refund", "amount": 4000, "responsible_party": "logistics"}),
+            ),
+        ];
+        for (i, (ty, actor, data)) in steps.into_iter().enumerate() {
+            let body = json!({"command_id": format!("c-{i}"), "dispute_id": "d-1", "actor": actor, "data": data});
+            let reply = handler.handle(ty, &serde_json::to_vec(&body).unwrap(), now);
+            assert!(
+                matches!(reply, Reply::Accepted(_)),
+                "{ty}: {}",
+                reply.to_json()
+            );
+        }
+    }
+
+    fn contents(projections: &Projections) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let rows = projections.tree.iter().map(|row| row.unwrap());
+        rows.map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+    }
+
+    #[test]
+    fn read_models_folded_in_any_batches_equal_those_folded_event_by_event() {
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let policy = Policy::default();
+        let handler = CommandHandler::new(store.clone(), policy, Limits::default());
+        let now = "2026-11-27T08:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        recurring_lifecycle(&handler, now + TimeDelta::seconds(1));
+        let events = store.read_from(1, 1_000).unwrap();
+        assert!(events.len() > 12, "the lifecycle appended {}", events.len());
+        let dir = tempfile::tempdir().unwrap();
+        let by_event = Projections::open(&dir.path().join("each"), policy).unwrap();
+        for event in &events {
+            by_event.apply(std::slice::from_ref(event)).unwrap();
+        }
+        // Every split in two batches: the second starts with keys the tree holds (a status that
+        // is left, re-entered and left again inside it).
+        for split in 1..=events.len() {
+            let path = dir.path().join(format!("split-{split}"));
+            let two_batches = Projections::open(&path, policy).unwrap();
+            two_batches.apply(&events[..split]).unwrap();
+            two_batches.apply(&events[split..]).unwrap();
+            assert_eq!(
+                contents(&two_batches),
+                contents(&by_event),
+                "split at {split}"
+            );
+        }
+        let one_batch = Projections::open(&dir.path().join("one"), policy).unwrap();
+        one_batch.apply(&events).unwrap();
+        assert_eq!(contents(&one_batch), contents(&by_event));
+        let status = |p: &Projections| p.record("d-1").unwrap().unwrap();
+        assert_eq!(status(&one_batch), status(&by_event));
+    }
 }
