@@ -143,10 +143,30 @@ impl<S: EventStore> CommandHandler<S> {
         // The token is not part of the command: a retry with a fresh token is the same command.
         let (body, token) = auth::split_token(body, self.limits.body_bytes_max);
         let fingerprint = self.fingerprint_of(command_type, &body);
-        if let Some(reply) = self.replay(fingerprint.as_ref())? {
-            return Ok(reply);
+        match self.judge(command_type, &body, token, fingerprint.clone(), now) {
+            Ok(reply) => Ok(reply),
+            // Rule 1 of "which refusal wins": a repeated command id is answered from its first
+            // reply, whatever else is wrong with it now (a stale `expected_version`, a state that
+            // moved on, a concurrent copy accepted while this one was judged). Looked up only on
+            // a refusal: a repeat that would be accepted again reaches the store, which finds its
+            // command id before anything else and answers with that first outcome.
+            Err(refusal) => match self.replay(fingerprint.as_ref())? {
+                Some(reply) => Ok(reply),
+                None => Err(refusal),
+            },
         }
-        let parsed = domain::parse_command(command_type, &body, &self.limits)?;
+    }
+
+    /// Parse, check the actor, decide and append.
+    fn judge(
+        &self,
+        command_type: &str,
+        body: &[u8],
+        token: Option<Value>,
+        fingerprint: Option<(String, String)>,
+        now: DateTime<Utc>,
+    ) -> Result<Reply, Refusal> {
+        let parsed = domain::parse_command(command_type, body, &self.limits)?;
         let Some((command_id, fingerprint)) = fingerprint else {
             unreachable!("a body that parses as a command has a command_id");
         };
@@ -157,21 +177,12 @@ impl<S: EventStore> CommandHandler<S> {
             fingerprint,
             meta: Value::Null,
         };
-        let result = self.decide_and_append(
+        self.decide_and_append(
             parsed.dispute_id.as_str(),
             &parsed.request,
-            Some(record.clone()),
+            Some(record),
             now,
-        );
-        match result {
-            // A concurrent copy of this command may have been accepted while this one was judged
-            // against the state it left: then this one is a repeat, and gets that first reply.
-            Err(refusal) => match self.replay(Some(&(record.command_id, record.fingerprint)))? {
-                Some(reply) => Ok(reply),
-                None => Err(refusal),
-            },
-            ok => ok,
-        }
+        )
     }
 
     /// With actor tokens required, the token must name this command's actor and dispute. Judged
@@ -293,11 +304,19 @@ impl<S: EventStore> CommandHandler<S> {
         let command_id = record.as_ref().map(|r| r.command_id.clone());
         let actor = actor_ref(&request.actor);
         for _ in 0..APPEND_ATTEMPTS_MAX {
-            let state = self.load(dispute_id)?;
-            let events = domain::decide(&state, request, now, &self.policy)?;
-            if events.is_empty() {
-                return Ok(Written::Nothing);
-            }
+            let (state, cached) = self.load(dispute_id)?;
+            let events = match domain::decide(&state, request, now, &self.policy) {
+                Ok(events) if !events.is_empty() => events,
+                // A decision against a cached state that changes nothing (a refusal, a stale
+                // expiry) stands only if that state is still the store's; an accepted one is
+                // checked by `append` itself (`expected_version`).
+                _ if cached && !self.is_current(dispute_id, &state)? => {
+                    self.cache.evict(dispute_id);
+                    continue;
+                }
+                Ok(_) => return Ok(Written::Nothing),
+                Err(refusal) => return Err(refusal),
+            };
             let after = events.iter().fold(state.clone(), domain::evolve);
             let status = status_of(&after);
             let append = AppendRequest {
@@ -319,7 +338,10 @@ impl<S: EventStore> CommandHandler<S> {
                     return Ok(Written::Appended { envelopes, status });
                 }
                 Ok(AppendOutcome::Duplicate(outcome)) => return Ok(Written::Duplicate(outcome)),
-                Err(StoreError::VersionConflict { .. }) => continue,
+                Err(StoreError::VersionConflict { .. }) => {
+                    self.cache.evict(dispute_id);
+                    continue;
+                }
                 Err(StoreError::OrderTaken {
                     order_id,
                     dispute_id,
@@ -338,24 +360,31 @@ impl<S: EventStore> CommandHandler<S> {
         ))
     }
 
-    /// The dispute's current state: from the cache when it holds the store's current version,
-    /// else rebuilt from its events. States are a function of their version, so a cached state
-    /// at the current version is exact; a writer that moved on since is caught by `append`.
-    pub fn load(&self, dispute_id: &str) -> Result<State, Refusal> {
+    /// The dispute's state, and whether it came from the cache. A cached state is the one this
+    /// handler last appended or read; it is the store's current state unless another writer moved
+    /// the dispute on since, which `write` catches (an append at a stale version is a conflict; a
+    /// decision that changes nothing is checked with [`Self::is_current`]). So the common path, an
+    /// accepted command on a dispute in the cache, reads nothing from the store.
+    fn load(&self, dispute_id: &str) -> Result<(State, bool), Refusal> {
+        if let Some(state) = self.cache.get(dispute_id) {
+            return Ok((state, true));
+        }
+        let envelopes = self.store.read_stream(dispute_id).map_err(store_refusal)?;
+        if envelopes.is_empty() {
+            return Ok((State::Initial, false));
+        }
+        let state = fold(&envelopes);
+        self.cache.put(dispute_id, state.clone());
+        Ok((state, false))
+    }
+
+    /// Whether `state` is at the store's current version of the dispute.
+    fn is_current(&self, dispute_id: &str, state: &State) -> Result<bool, Refusal> {
         let version = self
             .store
             .stream_version(dispute_id)
             .map_err(store_refusal)?;
-        if version == 0 {
-            return Ok(State::Initial);
-        }
-        if let Some(state) = self.cache.get(dispute_id, version) {
-            return Ok(state);
-        }
-        let envelopes = self.store.read_stream(dispute_id).map_err(store_refusal)?;
-        let state = fold(&envelopes);
-        self.cache.put(dispute_id, state.clone());
-        Ok(state)
+        Ok(version == state.version())
     }
 }
 
@@ -383,12 +412,14 @@ impl StateCache {
         &self.shards[std::hash::Hasher::finish(&hasher) as usize % CACHE_SHARDS]
     }
 
-    fn get(&self, dispute_id: &str, version: u64) -> Option<State> {
+    fn get(&self, dispute_id: &str) -> Option<State> {
         let shard = self.shard(dispute_id).lock().expect("cache lock");
-        shard
-            .get(dispute_id)
-            .filter(|s| s.version() == version)
-            .cloned()
+        shard.get(dispute_id).cloned()
+    }
+
+    fn evict(&self, dispute_id: &str) {
+        let mut shard = self.shard(dispute_id).lock().expect("cache lock");
+        shard.remove(dispute_id);
     }
 
     fn put(&self, dispute_id: &str, state: State) {
@@ -514,4 +545,83 @@ fn opened_order(events: &[Event]) -> Option<String> {
         Event::DisputeOpened { order_id, .. } => Some(order_id.as_str().to_owned()),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use disputes_store::SledStore;
+
+    use super::*;
+
+    fn body(command_id: &str, actor: Value, data: Value) -> Vec<u8> {
+        let body =
+            json!({"command_id": command_id, "dispute_id": "d-1", "actor": actor, "data": data});
+        serde_json::to_vec(&body).unwrap()
+    }
+
+    fn accepted(reply: &Reply) -> bool {
+        matches!(reply, Reply::Accepted(a) if !a.replayed)
+    }
+
+    /// Two handlers on one store (as after a restart beside a stale in-process cache): one moves
+    /// the dispute on behind the other's cached state.
+    #[test]
+    fn a_refusal_judged_on_a_stale_cached_state_is_judged_again_on_the_store_state() {
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let a = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
+        let b = CommandHandler::new(store, Policy::default(), Limits::default());
+        let now: DateTime<Utc> = "2026-11-27T08:00:00Z".parse().unwrap();
+        let (buyer, seller) = (
+            json!({"role": "buyer", "id": "b-1"}),
+            json!({"role": "seller", "id": "s-1"}),
+        );
+        let open = json!({"order_id": "o-1", "seller_id": "s-1", "reason": "not_received",
+            "order_amount": {"amount": 10000, "currency": "USD"}, "proposal": {"solution": "full_refund"}});
+        assert!(accepted(&a.handle(
+            "open",
+            &body("c-1", buyer.clone(), open),
+            now
+        )));
+        let counter = json!({"proposal": {"solution": "partial_refund", "amount": 3000}});
+        assert!(accepted(&b.handle(
+            "counter_propose",
+            &body("c-2", seller, counter),
+            now
+        )));
+        // `a` still holds the dispute awaiting the seller, where a buyer may not accept.
+        let reply = a.handle("accept_proposal", &body("c-3", buyer, json!({})), now);
+        assert!(accepted(&reply), "{}", reply.to_json());
+    }
+
+    #[test]
+    fn an_accepted_decision_on_a_stale_cached_state_is_caught_by_the_store_and_judged_again() {
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let a = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
+        let b = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
+        let now: DateTime<Utc> = "2026-11-27T08:00:00Z".parse().unwrap();
+        let (buyer, seller) = (
+            json!({"role": "buyer", "id": "b-1"}),
+            json!({"role": "seller", "id": "s-1"}),
+        );
+        let open = json!({"order_id": "o-1", "seller_id": "s-1", "reason": "not_received",
+            "order_amount": {"amount": 10000, "currency": "USD"}, "proposal": {"solution": "full_refund"}});
+        assert!(accepted(&a.handle(
+            "open",
+            &body("c-1", buyer.clone(), open),
+            now
+        )));
+        let message = json!({"text": "hello"});
+        assert!(accepted(&b.handle(
+            "post_message",
+            &body("c-2", seller.clone(), message),
+            now
+        )));
+        // `a` decides on version 2 (its cache); the store is at 3: a conflict, then a fresh read.
+        let reply = a.handle("accept_proposal", &body("c-3", seller, json!({})), now);
+        let Reply::Accepted(accepted) = reply else {
+            panic!("{}", reply.to_json())
+        };
+        assert_eq!(accepted.events.first().map(|e| e.version), Some(4));
+        assert_eq!(store.stream_version("d-1").unwrap(), accepted.version);
+    }
 }
