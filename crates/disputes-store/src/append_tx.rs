@@ -8,15 +8,13 @@ use sled::transaction::{
 };
 use sled::Transactional;
 
-use crate::api::{AppendOutcome, AppendRequest, CommandOutcome};
-use crate::envelope::{
-    decode_stored, encode_stored, hash_with_data, is_hash, Envelope, NewEvent, GENESIS_PREV_HASH,
-};
+use crate::api::CommandOutcome;
+use crate::envelope::{decode_stored, is_hash, Envelope, GENESIS_PREV_HASH};
 use crate::error::StoreError;
 use crate::layout::{decode_u64, seq_key, stream_key, CommandRow, HEAD_KEY, LAST_HASH_KEY};
 use crate::limits::{ENVELOPE_BYTES_MAX, STREAM_EVENTS_MAX};
 use crate::sled_store::Trees;
-use crate::writer::{Job, Reply};
+use crate::writer::{Append, Job, Reply, Seal, Written};
 
 type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
 
@@ -104,7 +102,7 @@ impl View<'_> {
     fn apply(&self, job: &Job, tip: &mut Tip) -> TxResult<Reply> {
         let req = &job.req;
         if let Some(outcome) = self.duplicate(req)? {
-            return Ok(Ok(AppendOutcome::Duplicate(outcome)));
+            return Ok(Ok(Written::Duplicate(outcome)));
         }
         if let Err(refusal) = self.check_version(req)? {
             return Ok(Err(refusal));
@@ -112,7 +110,7 @@ impl View<'_> {
         if let Err(refusal) = self.check_order(req)? {
             return Ok(Err(refusal));
         }
-        let sealed = match seal_all(req, &job.data, tip) {
+        let sealed = match seal_all(req, tip) {
             Ok(sealed) => sealed,
             Err(refusal) => return Ok(Err(refusal)),
         };
@@ -122,13 +120,13 @@ impl View<'_> {
             head: last.seq,
             hash: last.hash.clone(),
         };
-        Ok(Ok(AppendOutcome::Appended(
-            sealed.into_iter().map(|(envelope, _)| envelope).collect(),
+        Ok(Ok(Written::Appended(
+            sealed.into_iter().map(|(seal, _)| seal).collect(),
         )))
     }
 
     /// The first outcome of `req`'s command id, if it was recorded.
-    fn duplicate(&self, req: &AppendRequest) -> TxResult<Option<CommandOutcome>> {
+    fn duplicate(&self, req: &Append) -> TxResult<Option<CommandOutcome>> {
         let Some(command) = &req.command else {
             return Ok(None);
         };
@@ -159,7 +157,7 @@ impl View<'_> {
     }
 
     /// `Ok(Err(refusal))` unless the stream is at `expected_version` and has room.
-    fn check_version(&self, req: &AppendRequest) -> TxResult<Result<(), StoreError>> {
+    fn check_version(&self, req: &Append) -> TxResult<Result<(), StoreError>> {
         let actual = match self.versions.get(req.dispute_id.as_bytes())? {
             None => 0,
             Some(bytes) => decode_u64(&bytes)
@@ -174,7 +172,7 @@ impl View<'_> {
                 actual,
             }));
         }
-        if actual + req.events.len() as u64 > STREAM_EVENTS_MAX {
+        if actual + req.drafts.len() as u64 > STREAM_EVENTS_MAX {
             return Ok(Err(StoreError::invalid(format!(
                 "a stream holds at most {STREAM_EVENTS_MAX} events"
             ))));
@@ -182,7 +180,7 @@ impl View<'_> {
         Ok(Ok(()))
     }
 
-    fn check_order(&self, req: &AppendRequest) -> TxResult<Result<(), StoreError>> {
+    fn check_order(&self, req: &Append) -> TxResult<Result<(), StoreError>> {
         let Some(order_id) = &req.reserve_order else {
             return Ok(Ok(()));
         };
@@ -199,18 +197,18 @@ impl View<'_> {
     }
 
     /// Everything an accepted request writes.
-    fn write(&self, req: &AppendRequest, sealed: &[(Envelope, Vec<u8>)]) -> TxResult<()> {
-        for (envelope, bytes) in sealed {
-            let key = seq_key(envelope.seq);
+    fn write(&self, req: &Append, sealed: &[(Seal, Vec<u8>)]) -> TxResult<()> {
+        for (seal, bytes) in sealed {
+            let key = seq_key(seal.seq);
             if self.events.get(key)?.is_some() {
                 return abort(StoreError::corrupt(
-                    envelope.seq,
+                    seal.seq,
                     "an event is stored beyond the head",
                 ));
             }
             self.events.insert(&key, bytes.as_slice())?;
             self.streams
-                .insert(stream_key(&envelope.dispute_id, envelope.version), &key)?;
+                .insert(stream_key(&req.dispute_id, seal.version), &key)?;
         }
         let (first, last) = (&sealed[0].0, &sealed[sealed.len() - 1].0);
         self.versions
@@ -234,73 +232,30 @@ impl View<'_> {
     }
 }
 
-/// The envelopes of `req` after `tip` with their stored bytes, or a refusal; writes nothing.
-fn seal_all(
-    req: &AppendRequest,
-    data: &[Vec<u8>],
-    tip: &Tip,
-) -> Result<Vec<(Envelope, Vec<u8>)>, StoreError> {
-    assert_eq!(req.events.len(), data.len(), "one canonical data per event");
-    let mut sealed: Vec<(Envelope, Vec<u8>)> = Vec::with_capacity(req.events.len());
-    for (offset, (event, data)) in (1u64..).zip(req.events.iter().zip(data)) {
+/// The seals of `req`'s events after `tip` with their stored bytes, or a refusal; writes nothing.
+fn seal_all(req: &Append, tip: &Tip) -> Result<Vec<(Seal, Vec<u8>)>, StoreError> {
+    let mut sealed: Vec<(Seal, Vec<u8>)> = Vec::with_capacity(req.drafts.len());
+    for (offset, draft) in (1u64..).zip(&req.drafts) {
         let prev_hash = sealed
             .last()
-            .map_or(&tip.hash, |(envelope, _)| &envelope.hash)
+            .map_or(&tip.hash, |(seal, _)| &seal.hash)
             .clone();
-        let envelope = seal(
-            &req.dispute_id,
-            event,
-            tip.head + offset,
-            req.expected_version + offset,
-            prev_hash,
-            data,
-        );
-        let bytes = encode_stored(&envelope, data);
+        let (seq, version) = (tip.head + offset, req.expected_version + offset);
+        let tail = draft.tail(seq, version, &prev_hash);
+        let hash = draft.hash(&prev_hash, &tail);
+        let bytes = draft.stored(&tail, &hash);
         if bytes.len() > ENVELOPE_BYTES_MAX {
             return Err(StoreError::invalid(format!(
                 "an envelope is over {ENVELOPE_BYTES_MAX} bytes"
             )));
         }
-        assert_stored_form(&envelope, &bytes);
-        sealed.push((envelope, bytes));
+        let seal = Seal {
+            seq,
+            version,
+            prev_hash,
+            hash,
+        };
+        sealed.push((seal, bytes));
     }
     Ok(sealed)
-}
-
-/// The envelope of `event` at `seq` and `version`, chained to `prev_hash`.
-fn seal(
-    dispute_id: &str,
-    event: &NewEvent,
-    seq: u64,
-    version: u64,
-    prev_hash: String,
-    data: &[u8],
-) -> Envelope {
-    let mut envelope = Envelope {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        seq,
-        dispute_id: dispute_id.to_owned(),
-        version,
-        event_type: event.event_type.clone(),
-        occurred_at: event.occurred_at,
-        command_id: event.command_id.clone(),
-        actor: event.actor.clone(),
-        data: event.data.clone(),
-        prev_hash,
-        hash: String::new(),
-    };
-    envelope.hash = hash_with_data(&envelope.prev_hash, &envelope, data);
-    envelope
-}
-
-/// Right before the write: the bytes parse back as this very envelope.
-fn assert_stored_form(envelope: &Envelope, bytes: &[u8]) {
-    assert_eq!(bytes.first(), Some(&crate::layout::EVENT_SCHEMA_V1));
-    let back: Envelope =
-        serde_json::from_slice(&bytes[1..]).expect("a freshly encoded envelope parses");
-    assert!(
-        back == *envelope,
-        "seq {}: the stored form does not read back",
-        envelope.seq
-    );
 }

@@ -1,5 +1,6 @@
 //! Append throughput, measured beside its baseline in the same run: raw sled inserts with one
-//! flush + fdatasync per write. Used by `examples/append_bench.rs` and, later, `disputes bench`.
+//! flush + fdatasync per write; and beside the floor under it: sled's writes alone, never synced.
+//! Used by `examples/append_bench.rs`.
 
 use std::fs::File;
 use std::path::Path;
@@ -33,7 +34,8 @@ pub struct BenchRow {
     pub ops: u64,
     pub elapsed: Duration,
     pub ops_per_sec: f64,
-    /// Writes made durable per flush + fdatasync: 1 for the baseline, the mean group size otherwise.
+    /// Writes made durable per flush + fdatasync: 1 for the baseline, the mean group size otherwise,
+    /// 0 when nothing was synced.
     pub ops_per_sync: f64,
 }
 
@@ -63,23 +65,25 @@ impl Default for BenchPlan {
 /// Rounds at most.
 pub const ROUNDS_MAX: usize = 100;
 
-/// The baseline, then one append case per entry of `plan.appenders`, `plan.rounds` times over,
-/// each case each round in a fresh store in a new subdirectory of `dir`. One row per case: the
-/// round with the median ops/s.
+/// The baseline, the floor of sled's writes, then one append case per entry of `plan.appenders`,
+/// `plan.rounds` times over, each case each round in a fresh store in a new subdirectory of `dir`.
+/// One row per case: the round with the median ops/s.
 pub fn run(dir: &Path, plan: &BenchPlan) -> Result<Vec<BenchRow>, StoreError> {
     if !(1..=ROUNDS_MAX).contains(&plan.rounds) {
         return Err(StoreError::Invalid(format!(
             "rounds must be within 1..={ROUNDS_MAX}"
         )));
     }
-    let mut rounds: Vec<Vec<BenchRow>> = vec![Vec::new(); plan.appenders.len() + 1];
+    let mut rounds: Vec<Vec<BenchRow>> = vec![Vec::new(); plan.appenders.len() + 2];
     for round in 0..plan.rounds {
         let raw = raw_sled_flush_per_write(&dir.join(format!("raw-{round}")), plan.case_duration)?;
         rounds[0].push(raw);
+        let floor = raw_sled_keys_no_sync(&dir.join(format!("keys-{round}")), plan.case_duration)?;
+        rounds[1].push(floor);
         for (case, &appenders) in plan.appenders.iter().enumerate() {
             let case_dir = dir.join(format!("append-{appenders}-{round}"));
             let row = append_throughput(&case_dir, appenders, plan.case_duration, plan.durability)?;
-            rounds[case + 1].push(row);
+            rounds[case + 2].push(row);
         }
     }
     Ok(rounds.into_iter().map(median).collect())
@@ -118,6 +122,32 @@ pub fn raw_sled_flush_per_write(dir: &Path, duration: Duration) -> Result<BenchR
     }
     let name = "sled insert + flush + fdatasync per write";
     Ok(row(name, 1, ops, start.elapsed(), ops))
+}
+
+/// Keys written per batch by [`raw_sled_keys_no_sync`]: about one group commit's worth.
+const FLOOR_BATCH_KEYS: u64 = 32;
+
+/// The cost of sled's writes alone, the floor under any append: one thread applying batches of
+/// [`FLOOR_BATCH_KEYS`] inserts of the stored size of a sample event, never flushed or synced, for
+/// `duration`. Its ops are keys: an append writes at least three (event, stream entry, command
+/// record; more with its version, order and meta).
+pub fn raw_sled_keys_no_sync(dir: &Path, duration: Duration) -> Result<BenchRow, StoreError> {
+    fresh(dir)?;
+    let db = sled::Config::new().path(dir).open()?;
+    let tree = db.open_tree("raw")?;
+    let value = serde_json::to_vec(&sample_data()).expect("sample data serializes");
+    let start = Instant::now();
+    let mut keys = 0u64;
+    while start.elapsed() < duration {
+        let mut batch = sled::Batch::default();
+        for _ in 0..FLOOR_BATCH_KEYS {
+            keys += 1;
+            batch.insert(&seq_key(keys), value.as_slice());
+        }
+        tree.apply_batch(batch)?;
+    }
+    let name = "sled keys alone, batches of 32, no sync";
+    Ok(row(name, 1, keys, start.elapsed(), 0))
 }
 
 /// `appenders` threads appending one-event commands to their own disputes for `duration`.
@@ -218,7 +248,11 @@ fn appender(
 
 fn row(name: &str, appenders: usize, ops: u64, elapsed: Duration, syncs: u64) -> BenchRow {
     let ops_per_sec = ops as f64 / elapsed.as_secs_f64().max(f64::EPSILON);
-    let ops_per_sync = ops as f64 / syncs.max(1) as f64;
+    let ops_per_sync = if syncs == 0 {
+        0.0
+    } else {
+        ops as f64 / syncs as f64
+    };
     let name = name.to_owned();
     BenchRow {
         name,

@@ -85,10 +85,11 @@ pub fn compute_hash(prev_hash: &str, envelope: &Envelope) -> String {
 
 /// [`compute_hash`] with `envelope.data` already in canonical form.
 pub(crate) fn hash_with_data(prev_hash: &str, envelope: &Envelope, data: &[u8]) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(prev_hash.as_bytes());
-    hasher.update(write_canonical(envelope, data, Hash::Without));
-    hex(&hasher.finalize())
+    let draft = Draft::of_envelope(envelope, data);
+    draft.hash(
+        prev_hash,
+        &draft.tail(envelope.seq, envelope.version, prev_hash),
+    )
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -97,46 +98,192 @@ enum Hash {
     Without,
 }
 
-/// The envelope as canonical JSON, written field by field in sorted key order, with `data` given
-/// in canonical form. Destructures without `..`: a new field will not compile until written here.
+/// An event's canonical bytes but for the four parts only the store's writer knows: `seq`,
+/// `version`, `prev_hash` and `hash`. Callers build drafts in their own threads, so the single writer
+/// only splices in two integers and two hex strings and hashes.
+///
+/// Canonical key order: `actor`, `command_id`, `data`, `dispute_id`, `event_id`, [`hash`],
+/// `occurred_at`, `prev_hash`, `seq`, `type`, `version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Draft {
+    /// `{"actor":…,"command_id":…,"data":…,"dispute_id":…,"event_id":…`
+    head: Vec<u8>,
+    /// `,"occurred_at":"…"`
+    occurred_at: Vec<u8>,
+    /// `,"type":"…"`
+    event_type: Vec<u8>,
+}
+
+impl Draft {
+    /// The draft of `event` in `dispute_id`'s stream under `event_id`; `data` is `event.data` in
+    /// canonical form.
+    pub fn new(dispute_id: &str, event_id: &str, event: &NewEvent, data: &[u8]) -> Draft {
+        let NewEvent {
+            event_type,
+            data: _,
+            occurred_at,
+            actor,
+            command_id,
+        } = event;
+        let parts = Parts {
+            actor,
+            command_id: command_id.as_deref(),
+            data,
+            dispute_id,
+            event_id,
+            occurred_at,
+            event_type,
+        };
+        Draft::of(&parts)
+    }
+
+    fn of_envelope(envelope: &Envelope, data: &[u8]) -> Draft {
+        // Destructured without `..`: a new field will not compile until written here.
+        let Envelope {
+            event_id,
+            seq: _,
+            dispute_id,
+            version: _,
+            event_type,
+            occurred_at,
+            command_id,
+            actor,
+            data: _,
+            prev_hash: _,
+            hash: _,
+        } = envelope;
+        Draft::of(&Parts {
+            actor,
+            command_id: command_id.as_deref(),
+            data,
+            dispute_id,
+            event_id,
+            occurred_at,
+            event_type,
+        })
+    }
+
+    fn of(parts: &Parts<'_>) -> Draft {
+        let ActorRef { role, id } = parts.actor;
+        let mut head = Vec::with_capacity(parts.data.len() + 256);
+        text(&mut head, b"{\"actor\":{\"id\":", id);
+        text(&mut head, b",\"role\":", role);
+        match parts.command_id {
+            Some(command_id) => text(&mut head, b"},\"command_id\":", command_id),
+            None => head.extend_from_slice(b"},\"command_id\":null"),
+        }
+        head.extend_from_slice(b",\"data\":");
+        head.extend_from_slice(parts.data);
+        text(&mut head, b",\"dispute_id\":", parts.dispute_id);
+        text(&mut head, b",\"event_id\":", parts.event_id);
+        let mut occurred_at = Vec::with_capacity(48);
+        text(
+            &mut occurred_at,
+            b",\"occurred_at\":",
+            &format_time(parts.occurred_at),
+        );
+        let mut event_type = Vec::with_capacity(parts.event_type.len() + 12);
+        text(&mut event_type, b",\"type\":", parts.event_type);
+        Draft {
+            head,
+            occurred_at,
+            event_type,
+        }
+    }
+
+    /// Everything after `hash`: `,"occurred_at":…,"prev_hash":…,"seq":…,"type":…,"version":…}`.
+    pub fn tail(&self, seq: u64, version: u64, prev_hash: &str) -> Vec<u8> {
+        let mut tail = Vec::with_capacity(self.occurred_at.len() + self.event_type.len() + 128);
+        tail.extend_from_slice(&self.occurred_at);
+        text(&mut tail, b",\"prev_hash\":", prev_hash);
+        tail.extend_from_slice(format!(",\"seq\":{seq}").as_bytes());
+        tail.extend_from_slice(&self.event_type);
+        tail.extend_from_slice(format!(",\"version\":{version}}}").as_bytes());
+        tail
+    }
+
+    /// `hash`: SHA-256 of `prev_hash` and the canonical bytes (draft ‖ `tail`).
+    pub fn hash(&self, prev_hash: &str, tail: &[u8]) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(prev_hash.as_bytes());
+        hasher.update(&self.head);
+        hasher.update(tail);
+        hex(&hasher.finalize())
+    }
+
+    /// The canonical bytes, with or without `hash`.
+    fn canonical(&self, tail: &[u8], hash: Option<&str>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.head.len() + tail.len() + 80);
+        out.extend_from_slice(&self.head);
+        if let Some(hash) = hash {
+            text(&mut out, b",\"hash\":", hash);
+        }
+        out.extend_from_slice(tail);
+        out
+    }
+
+    /// Asserts that this draft, completed, reads back as `event` in `dispute_id` under `event_id`:
+    /// the check before the write, made in the caller's thread (the writer only splices in two
+    /// integers and two hex strings).
+    pub fn assert_reads_back(&self, dispute_id: &str, event_id: &str, event: &NewEvent) {
+        let tail = self.tail(1, 1, GENESIS_PREV_HASH);
+        let bytes = self.stored(&tail, GENESIS_PREV_HASH);
+        let back: Envelope =
+            serde_json::from_slice(&bytes[1..]).expect("a freshly drafted envelope parses");
+        let expected = Envelope {
+            event_id: event_id.to_owned(),
+            seq: 1,
+            dispute_id: dispute_id.to_owned(),
+            version: 1,
+            event_type: event.event_type.clone(),
+            occurred_at: event.occurred_at,
+            command_id: event.command_id.clone(),
+            actor: event.actor.clone(),
+            data: back.data.clone(),
+            prev_hash: GENESIS_PREV_HASH.to_owned(),
+            hash: GENESIS_PREV_HASH.to_owned(),
+        };
+        assert!(
+            back == expected && back.data == event.data,
+            "the drafted form of a {} event does not read back",
+            event.event_type
+        );
+    }
+
+    /// The stored form: the schema byte, then the whole envelope (hash included) as canonical JSON.
+    pub fn stored(&self, tail: &[u8], hash: &str) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.head.len() + tail.len() + 81);
+        bytes.push(EVENT_SCHEMA_V1);
+        bytes.extend_from_slice(&self.head);
+        text(&mut bytes, b",\"hash\":", hash);
+        bytes.extend_from_slice(tail);
+        bytes
+    }
+}
+
+/// The fields a draft is made of, borrowed from a [`NewEvent`] or an [`Envelope`].
+struct Parts<'a> {
+    actor: &'a ActorRef,
+    command_id: Option<&'a str>,
+    data: &'a [u8],
+    dispute_id: &'a str,
+    event_id: &'a str,
+    occurred_at: &'a DateTime<Utc>,
+    event_type: &'a str,
+}
+
+/// `key` then `value` as a JSON string, escaped as serde_json does.
+fn text(out: &mut Vec<u8>, key: &[u8], value: &str) {
+    out.extend_from_slice(key);
+    serde_json::to_writer(&mut *out, value).expect("writing a string into a Vec cannot fail");
+}
+
+/// The envelope as canonical JSON, with `data` given in canonical form.
 fn write_canonical(envelope: &Envelope, data: &[u8], hash_field: Hash) -> Vec<u8> {
-    let Envelope {
-        event_id,
-        seq,
-        dispute_id,
-        version,
-        event_type,
-        occurred_at,
-        command_id,
-        actor: ActorRef { role, id },
-        data: _,
-        prev_hash,
-        hash,
-    } = envelope;
-    let mut out = Vec::with_capacity(data.len() + 512);
-    let text = |out: &mut Vec<u8>, key: &[u8], value: &str| {
-        out.extend_from_slice(key);
-        serde_json::to_writer(&mut *out, value).expect("writing a string into a Vec cannot fail");
-    };
-    text(&mut out, b"{\"actor\":{\"id\":", id);
-    text(&mut out, b",\"role\":", role);
-    match command_id {
-        Some(command_id) => text(&mut out, b"},\"command_id\":", command_id),
-        None => out.extend_from_slice(b"},\"command_id\":null"),
-    }
-    out.extend_from_slice(b",\"data\":");
-    out.extend_from_slice(data);
-    text(&mut out, b",\"dispute_id\":", dispute_id);
-    text(&mut out, b",\"event_id\":", event_id);
-    if hash_field == Hash::With {
-        text(&mut out, b",\"hash\":", hash);
-    }
-    text(&mut out, b",\"occurred_at\":", &format_time(occurred_at));
-    text(&mut out, b",\"prev_hash\":", prev_hash);
-    out.extend_from_slice(format!(",\"seq\":{seq}").as_bytes());
-    text(&mut out, b",\"type\":", event_type);
-    out.extend_from_slice(format!(",\"version\":{version}}}").as_bytes());
-    out
+    let draft = Draft::of_envelope(envelope, data);
+    let tail = draft.tail(envelope.seq, envelope.version, &envelope.prev_hash);
+    let hash = (hash_field == Hash::With).then_some(envelope.hash.as_str());
+    draft.canonical(&tail, hash)
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -155,16 +302,6 @@ pub(crate) fn is_hash(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// The stored form: the schema byte, then the whole envelope (hash included) as canonical JSON;
-/// `data` is `envelope.data` in canonical form.
-pub(crate) fn encode_stored(envelope: &Envelope, data: &[u8]) -> Vec<u8> {
-    let json = write_canonical(envelope, data, Hash::With);
-    let mut bytes = Vec::with_capacity(json.len() + 1);
-    bytes.push(EVENT_SCHEMA_V1);
-    bytes.extend_from_slice(&json);
-    bytes
 }
 
 /// Reads a stored envelope back, checking right after the disk read that it is the event at `seq`
@@ -228,6 +365,16 @@ mod tests {
         }
     }
 
+    /// The stored form: the schema byte, then the whole envelope (hash included) as canonical JSON;
+    /// `data` is `envelope.data` in canonical form.
+    fn encode_stored(envelope: &Envelope, data: &[u8]) -> Vec<u8> {
+        let json = write_canonical(envelope, data, Hash::With);
+        let mut bytes = Vec::with_capacity(json.len() + 1);
+        bytes.push(EVENT_SCHEMA_V1);
+        bytes.extend_from_slice(&json);
+        bytes
+    }
+
     fn stored(envelope: &Envelope) -> Vec<u8> {
         encode_stored(envelope, &canonical::to_vec(&envelope.data))
     }
@@ -263,6 +410,53 @@ mod tests {
             generic(&envelope, true)
         );
         assert_eq!(canonical_bytes(&envelope), generic(&envelope, false));
+    }
+
+    #[test]
+    fn a_draft_sealed_by_the_writer_is_the_envelopes_stored_form_and_hash() {
+        let envelope = sample();
+        let event = NewEvent {
+            event_type: envelope.event_type.clone(),
+            data: envelope.data.clone(),
+            occurred_at: envelope.occurred_at,
+            actor: envelope.actor.clone(),
+            command_id: Some("c-\"1\"".into()),
+        };
+        let data = canonical::to_vec(&event.data);
+        let draft = Draft::new("d-1", "e-1", &event, &data);
+        draft.assert_reads_back("d-1", "e-1", &event);
+        let prev_hash = "ab".repeat(32);
+        let tail = draft.tail(7, 3, &prev_hash);
+        let hash = draft.hash(&prev_hash, &tail);
+        let sealed = Envelope {
+            seq: 7,
+            version: 3,
+            command_id: event.command_id.clone(),
+            prev_hash: prev_hash.clone(),
+            hash: hash.clone(),
+            ..envelope
+        };
+        assert_eq!(hash, compute_hash(&prev_hash, &sealed));
+        assert_eq!(draft.stored(&tail, &hash), stored(&sealed));
+        assert_eq!(
+            decode_stored(7, &draft.stored(&tail, &hash)).unwrap(),
+            sealed
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "does not read back")]
+    fn a_draft_of_another_event_does_not_read_back() {
+        let envelope = sample();
+        let event = NewEvent {
+            event_type: envelope.event_type.clone(),
+            data: envelope.data.clone(),
+            occurred_at: envelope.occurred_at,
+            actor: envelope.actor.clone(),
+            command_id: None,
+        };
+        let data = canonical::to_vec(&json!({"other": 1}));
+        Draft::new("d-1", "e-1", &event, &data).assert_reads_back("d-1", "e-1", &event);
     }
 
     #[test]

@@ -13,13 +13,13 @@ use crate::api::{
     VerifyReport,
 };
 use crate::disk::DiskSync;
-use crate::envelope::Envelope;
+use crate::envelope::{Draft, Envelope, NewEvent};
 use crate::error::StoreError;
 use crate::layout::{
     seq_key, CHECKPOINTS_TREE, COMMANDS_TREE, EVENTS_TREE, META_TREE, ORDERS_TREE, STREAMS_TREE,
     VERSIONS_TREE,
 };
-use crate::writer::{self, Durable, Job, WriterParts};
+use crate::writer::{self, Append, Durable, Job, Seal, WriterParts, Written};
 use crate::{reads, recovery, validate, verify};
 
 /// What a store did since it was opened.
@@ -185,16 +185,80 @@ impl SledStore {
     }
 }
 
+/// The appended envelopes: the caller's events with the ids it drafted them under and the writer's
+/// seals.
+fn envelopes(
+    dispute_id: &str,
+    events: Vec<NewEvent>,
+    event_ids: Vec<String>,
+    seals: Vec<Seal>,
+) -> Vec<Envelope> {
+    assert_eq!(events.len(), seals.len(), "one seal per event");
+    let parts = events.into_iter().zip(event_ids).zip(seals);
+    parts
+        .map(|((event, event_id), seal)| Envelope {
+            event_id,
+            seq: seal.seq,
+            dispute_id: dispute_id.to_owned(),
+            version: seal.version,
+            event_type: event.event_type,
+            occurred_at: event.occurred_at,
+            command_id: event.command_id,
+            actor: event.actor,
+            data: event.data,
+            prev_hash: seal.prev_hash,
+            hash: seal.hash,
+        })
+        .collect()
+}
+
 impl EventStore for SledStore {
     fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
         let data = validate::append_request(&req)?;
         let closed = || StoreError::Unavailable("the store is shut down".into());
         let sender = self.inner.sender.as_ref().ok_or_else(closed)?;
+        let AppendRequest {
+            dispute_id,
+            expected_version,
+            command,
+            reserve_order,
+            events,
+        } = req;
+        // Everything but seq, version and the hashes is made here, off the single writer thread.
+        let event_ids: Vec<String> = events
+            .iter()
+            .map(|_| uuid::Uuid::now_v7().to_string())
+            .collect();
+        let drafts = events
+            .iter()
+            .zip(&event_ids)
+            .zip(&data)
+            .map(|((event, event_id), data)| {
+                let draft = Draft::new(&dispute_id, event_id, event, data);
+                draft.assert_reads_back(&dispute_id, event_id, event);
+                draft
+            })
+            .collect();
+        let append = Append {
+            dispute_id: dispute_id.clone(),
+            expected_version,
+            command,
+            reserve_order,
+            drafts,
+        };
         let (reply, answer) = mpsc::sync_channel(1);
         sender
-            .send(Job { req, data, reply })
+            .send(Job { req: append, reply })
             .map_err(|_| closed())?;
-        answer.recv().map_err(|_| closed())?
+        match answer.recv().map_err(|_| closed())?? {
+            Written::Duplicate(outcome) => Ok(AppendOutcome::Duplicate(outcome)),
+            Written::Appended(seals) => Ok(AppendOutcome::Appended(envelopes(
+                &dispute_id,
+                events,
+                event_ids,
+                seals,
+            ))),
+        }
     }
 
     fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError> {

@@ -1,9 +1,10 @@
-//! The single writer: one thread, fed by a bounded queue, takes every waiting request (up to a
-//! limit), applies them in one sled transaction (each request with its own checks, so one refusal
-//! does not fail the others), makes the batch durable with one sled flush + `fdatasync` (group
-//! commit), advances the durable head, and answers every request of the batch. Requests arriving
-//! meanwhile queue up and form the next batch, so the busier the store, the larger the batches.
-//! Being alone, the writer makes seq and the hash chain gap-free by construction.
+//! The single writer: one thread, fed by a bounded queue of requests its callers checked and
+//! drafted, takes every waiting request (up to a limit), applies them in one sled transaction (each
+//! request with its own checks, so one refusal does not fail the others), makes the batch durable
+//! with one sled flush + `fdatasync` (group commit), advances the durable head, and answers every
+//! request of the batch. Requests arriving meanwhile queue up and form the next batch, so the
+//! busier the store, the larger the batches. Being alone, the writer makes seq and the hash chain
+//! gap-free by construction.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -12,20 +13,44 @@ use std::thread::{self, JoinHandle};
 
 use tokio::sync::watch;
 
-use crate::api::{AppendOutcome, AppendRequest};
+use crate::api::{CommandOutcome, CommandRecord};
 use crate::append_tx;
 use crate::disk::DiskSync;
-use crate::envelope::Envelope;
+use crate::envelope::Draft;
 use crate::error::StoreError;
 use crate::sled_store::Trees;
 
-pub(crate) type Reply = Result<AppendOutcome, StoreError>;
+pub(crate) type Reply = Result<Written, StoreError>;
+
+/// An append request as the writer takes it: checked, its events drafted by the caller.
+pub(crate) struct Append {
+    pub dispute_id: String,
+    pub expected_version: u64,
+    pub command: Option<CommandRecord>,
+    pub reserve_order: Option<String>,
+    /// One per event, in order; at least one.
+    pub drafts: Vec<Draft>,
+}
 
 pub(crate) struct Job {
-    pub req: AppendRequest,
-    /// Each event's `data` in canonical form.
-    pub data: Vec<Vec<u8>>,
+    pub req: Append,
     pub reply: SyncSender<Reply>,
+}
+
+/// What the writer did with one request; the caller completes the envelopes from its own events.
+pub(crate) enum Written {
+    /// One seal per event, in order.
+    Appended(Vec<Seal>),
+    Duplicate(CommandOutcome),
+}
+
+/// What the writer gave an event: its place in the log and its hashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Seal {
+    pub seq: u64,
+    pub version: u64,
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 /// The durable head: what `head`, `subscribe` and every read go by.
@@ -148,8 +173,8 @@ impl Writer {
         match append_tx::apply_batch(&self.trees, jobs) {
             Ok(replies) => {
                 for reply in &replies {
-                    if let Ok(AppendOutcome::Appended(envelopes)) = reply {
-                        self.advance_committed(envelopes);
+                    if let Ok(Written::Appended(seals)) = reply {
+                        self.advance_committed(seals);
                     }
                 }
                 replies
@@ -161,10 +186,10 @@ impl Writer {
         }
     }
 
-    fn advance_committed(&mut self, envelopes: &[Envelope]) {
-        for envelope in envelopes {
-            assert_eq!(envelope.seq, self.committed + 1, "seqs are gap-free");
-            self.committed = envelope.seq;
+    fn advance_committed(&mut self, seals: &[Seal]) {
+        for seal in seals {
+            assert_eq!(seal.seq, self.committed + 1, "seqs are gap-free");
+            self.committed = seal.seq;
         }
     }
 
