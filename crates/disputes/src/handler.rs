@@ -563,65 +563,68 @@ mod tests {
         matches!(reply, Reply::Accepted(a) if !a.replayed)
     }
 
-    /// Two handlers on one store (as after a restart beside a stale in-process cache): one moves
-    /// the dispute on behind the other's cached state.
-    #[test]
-    fn a_refusal_judged_on_a_stale_cached_state_is_judged_again_on_the_store_state() {
+    struct TwoHandlers {
+        store: Arc<SledStore>,
+        a: CommandHandler<SledStore>,
+        b: CommandHandler<SledStore>,
+        now: DateTime<Utc>,
+        buyer: Value,
+        seller: Value,
+    }
+
+    /// Two handlers on one store, each with its own state cache (as if another writer shared the
+    /// store), and dispute `d-1` opened through `a`, so `a` caches it at version 2.
+    fn two_handlers_on_one_opened_dispute() -> TwoHandlers {
         let store = Arc::new(SledStore::open_temporary().unwrap());
         let a = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
-        let b = CommandHandler::new(store, Policy::default(), Limits::default());
+        let b = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
         let now: DateTime<Utc> = "2026-11-27T08:00:00Z".parse().unwrap();
-        let (buyer, seller) = (
-            json!({"role": "buyer", "id": "b-1"}),
-            json!({"role": "seller", "id": "s-1"}),
-        );
+        let buyer = json!({"role": "buyer", "id": "b-1"});
+        let seller = json!({"role": "seller", "id": "s-1"});
         let open = json!({"order_id": "o-1", "seller_id": "s-1", "reason": "not_received",
             "order_amount": {"amount": 10000, "currency": "USD"}, "proposal": {"solution": "full_refund"}});
-        assert!(accepted(&a.handle(
-            "open",
-            &body("c-1", buyer.clone(), open),
-            now
-        )));
+        let reply = a.handle("open", &body("c-1", buyer.clone(), open), now);
+        assert!(accepted(&reply), "{}", reply.to_json());
+        TwoHandlers {
+            store,
+            a,
+            b,
+            now,
+            buyer,
+            seller,
+        }
+    }
+
+    #[test]
+    fn a_refusal_judged_on_a_stale_cached_state_is_judged_again_on_the_store_state() {
+        let t = two_handlers_on_one_opened_dispute();
         let counter = json!({"proposal": {"solution": "partial_refund", "amount": 3000}});
-        assert!(accepted(&b.handle(
-            "counter_propose",
-            &body("c-2", seller, counter),
-            now
-        )));
+        let reply =
+            t.b.handle("counter_propose", &body("c-2", t.seller, counter), t.now);
+        assert!(accepted(&reply), "{}", reply.to_json());
         // `a` still holds the dispute awaiting the seller, where a buyer may not accept.
-        let reply = a.handle("accept_proposal", &body("c-3", buyer, json!({})), now);
+        let reply =
+            t.a.handle("accept_proposal", &body("c-3", t.buyer, json!({})), t.now);
         assert!(accepted(&reply), "{}", reply.to_json());
     }
 
     #[test]
     fn an_accepted_decision_on_a_stale_cached_state_is_caught_by_the_store_and_judged_again() {
-        let store = Arc::new(SledStore::open_temporary().unwrap());
-        let a = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
-        let b = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
-        let now: DateTime<Utc> = "2026-11-27T08:00:00Z".parse().unwrap();
-        let (buyer, seller) = (
-            json!({"role": "buyer", "id": "b-1"}),
-            json!({"role": "seller", "id": "s-1"}),
-        );
-        let open = json!({"order_id": "o-1", "seller_id": "s-1", "reason": "not_received",
-            "order_amount": {"amount": 10000, "currency": "USD"}, "proposal": {"solution": "full_refund"}});
-        assert!(accepted(&a.handle(
-            "open",
-            &body("c-1", buyer.clone(), open),
-            now
-        )));
+        let t = two_handlers_on_one_opened_dispute();
         let message = json!({"text": "hello"});
-        assert!(accepted(&b.handle(
+        let reply = t.b.handle(
             "post_message",
-            &body("c-2", seller.clone(), message),
-            now
-        )));
+            &body("c-2", t.seller.clone(), message),
+            t.now,
+        );
+        assert!(accepted(&reply), "{}", reply.to_json());
         // `a` decides on version 2 (its cache); the store is at 3: a conflict, then a fresh read.
-        let reply = a.handle("accept_proposal", &body("c-3", seller, json!({})), now);
+        let reply =
+            t.a.handle("accept_proposal", &body("c-3", t.seller, json!({})), t.now);
         let Reply::Accepted(accepted) = reply else {
             panic!("{}", reply.to_json())
         };
         assert_eq!(accepted.events.first().map(|e| e.version), Some(4));
-        assert_eq!(store.stream_version("d-1").unwrap(), accepted.version);
+        assert_eq!(t.store.stream_version("d-1").unwrap(), accepted.version);
     }
 }
