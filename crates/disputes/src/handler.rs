@@ -627,4 +627,43 @@ mod tests {
         assert_eq!(accepted.events.first().map(|e| e.version), Some(4));
         assert_eq!(t.store.stream_version("d-1").unwrap(), accepted.version);
     }
+
+    fn replayed_reply(reply: &Reply) -> &Accepted {
+        match reply {
+            Reply::Accepted(a) if a.replayed => a,
+            other => panic!("not a replay: {}", other.to_json()),
+        }
+    }
+
+    /// Rule 1 of "which refusal wins", on the path where the repeat is refused before the store
+    /// is reached: the state moved on and its `expected_version` is stale.
+    #[test]
+    fn a_repeat_refused_now_for_its_state_and_version_gets_the_first_reply() {
+        let t = two_handlers_on_one_opened_dispute();
+        let data = json!({"proposal": {"solution": "partial_refund", "amount": 3000}});
+        let mut counter: Value = serde_json::from_slice(&body("c-2", t.seller, data)).unwrap();
+        counter["expected_version"] = json!(2);
+        let counter = serde_json::to_vec(&counter).unwrap();
+        let Reply::Accepted(first) = t.a.handle("counter_propose", &counter, t.now) else {
+            panic!("the counter-proposal is accepted")
+        };
+        let again = t.a.handle("counter_propose", &counter, t.now);
+        assert_eq!(replayed_reply(&again).events, first.events);
+        assert_eq!(t.store.stream_version("d-1").unwrap(), first.version);
+    }
+
+    /// The same rule where the repeat would be accepted again: the store finds its command id.
+    #[test]
+    fn a_repeat_that_would_be_accepted_again_appends_nothing_and_gets_the_first_reply() {
+        let t = two_handlers_on_one_opened_dispute();
+        let message = body("c-2", t.buyer, json!({"text": "once"}));
+        let Reply::Accepted(first) = t.a.handle("post_message", &message, t.now) else {
+            panic!("the message is accepted")
+        };
+        for handler in [&t.a, &t.b] {
+            let again = handler.handle("post_message", &message, t.now);
+            assert_eq!(replayed_reply(&again).events, first.events);
+        }
+        assert_eq!(t.store.stream_version("d-1").unwrap(), first.version);
+    }
 }
