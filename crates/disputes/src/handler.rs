@@ -304,13 +304,13 @@ impl<S: EventStore> CommandHandler<S> {
         let command_id = record.as_ref().map(|r| r.command_id.clone());
         let actor = actor_ref(&request.actor);
         for _ in 0..APPEND_ATTEMPTS_MAX {
-            let (state, cached) = self.load(dispute_id)?;
+            let (state, source) = self.load(dispute_id)?;
             let events = match domain::decide(&state, request, now, &self.policy) {
                 Ok(events) if !events.is_empty() => events,
                 // A decision against a cached state that changes nothing (a refusal, a stale
                 // expiry) stands only if that state is still the store's; an accepted one is
                 // checked by `append` itself (`expected_version`).
-                _ if cached && !self.is_current(dispute_id, &state)? => {
+                _ if source == Source::Cache && !self.is_current(dispute_id, &state)? => {
                     self.cache.evict(dispute_id);
                     continue;
                 }
@@ -360,22 +360,22 @@ impl<S: EventStore> CommandHandler<S> {
         ))
     }
 
-    /// The dispute's state, and whether it came from the cache. A cached state is the one this
+    /// The dispute's state, and where it came from. A cached state is the one this
     /// handler last appended or read; it is the store's current state unless another writer moved
     /// the dispute on since, which `write` catches (an append at a stale version is a conflict; a
     /// decision that changes nothing is checked with [`Self::is_current`]). So the common path, an
     /// accepted command on a dispute in the cache, reads nothing from the store.
-    fn load(&self, dispute_id: &str) -> Result<(State, bool), Refusal> {
+    fn load(&self, dispute_id: &str) -> Result<(State, Source), Refusal> {
         if let Some(state) = self.cache.get(dispute_id) {
-            return Ok((state, true));
+            return Ok((state, Source::Cache));
         }
         let envelopes = self.store.read_stream(dispute_id).map_err(store_refusal)?;
         if envelopes.is_empty() {
-            return Ok((State::Initial, false));
+            return Ok((State::Initial, Source::Store));
         }
         let state = fold(&envelopes);
         self.cache.put(dispute_id, state.clone());
-        Ok((state, false))
+        Ok((state, Source::Store))
     }
 
     /// Whether `state` is at the store's current version of the dispute.
@@ -386,6 +386,15 @@ impl<S: EventStore> CommandHandler<S> {
             .map_err(store_refusal)?;
         Ok(version == state.version())
     }
+}
+
+/// Where [`CommandHandler::load`] found a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// This handler's cache: possibly behind the store.
+    Cache,
+    /// The store's events, just read.
+    Store,
 }
 
 /// Recently used dispute states by id, bounded: a shard is cleared when it fills up.
