@@ -702,21 +702,20 @@ pub fn rebuild(data_dir: &Path, policy: disputes_domain::Policy) -> anyhow::Resu
     let head = disputes_store::EventStore::head(&store);
     let tty = unsafe { libc::isatty(2) } == 1;
     let mut last_shown = 0;
-    loop {
-        let n = crate::projector::step(&store, &projections)?;
-        let done = projections.checkpoint();
-        if tty && (done - last_shown >= 10_000 || n == 0) {
-            eprint!(
-                "\rrebuild: {done}/{head} events ({}%)",
-                (done * 100).checked_div(head).unwrap_or(100)
-            );
+    let show = |done: u64| {
+        eprint!(
+            "\rrebuild: {done}/{head} events ({}%)",
+            (done * 100).checked_div(head).unwrap_or(100)
+        )
+    };
+    crate::projector::catch_up_blocking(&store, &projections, |done| {
+        if tty && done - last_shown >= 10_000 {
+            show(done);
             last_shown = done;
         }
-        if n == 0 {
-            break;
-        }
-    }
+    })?;
     if tty {
+        show(projections.checkpoint());
         eprintln!();
     }
     projections.flush()?;

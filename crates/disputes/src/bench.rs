@@ -381,7 +381,7 @@ fn replay(dir: &Path, disputes: usize) -> anyhow::Result<Report> {
     let projections =
         crate::projections::Projections::open(&dir.join("projections"), Policy::default())?;
     let started = Instant::now();
-    while crate::projector::step(&*store, &projections)? > 0 {}
+    crate::projector::catch_up_blocking(&*store, &projections, |_| {})?;
     let elapsed = started.elapsed();
     anyhow::ensure!(
         projections.checkpoint() == events,

@@ -506,8 +506,13 @@ pub fn decode(envelope: &Envelope) -> Event {
     })
 }
 
+/// The domain event an envelope holds, read from its `type` and `data` in place (no copy of the data).
 pub fn try_decode(envelope: &Envelope) -> Result<Event, serde_json::Error> {
-    serde_json::from_value(json!({ "type": envelope.event_type, "data": envelope.data }))
+    use serde::de::value::MapDeserializer;
+    use serde::Deserialize as _;
+    let tag = Value::String(envelope.event_type.clone());
+    let fields = [("type", &tag), ("data", &envelope.data)];
+    Event::deserialize(MapDeserializer::new(fields.into_iter()))
 }
 
 fn new_event(

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use disputes_domain::{self as domain, DeadlineKind, Event, Policy, State};
+use disputes_domain::{self as domain, DeadlineKind, Event, Policy, Stage, State, Status};
 use disputes_store::Envelope;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -126,6 +126,13 @@ impl Projections {
         self.tree.apply_batch(batch)?;
         self.applied.send_replace(last.seq);
         Ok(())
+    }
+
+    /// Every key and value, in key order (for tests comparing two sets of read models).
+    #[cfg(test)]
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (Vec<u8>, Vec<u8>)> + '_ {
+        let rows = self.tree.iter().map(|row| row.expect("read model rows"));
+        rows.map(|(k, v)| (k.to_vec(), v.to_vec()))
     }
 
     /// Active deadlines (disputes waiting on a party).
@@ -394,52 +401,74 @@ impl<'a> Work<'a> {
             Some(record) => Some(record),
             None => get_json(self.tree, &view_key(&envelope.dispute_id))?,
         };
-        let mut record = before.clone().unwrap_or_else(|| Record {
+        let mut record = before.unwrap_or_else(|| Record {
             dispute_id: envelope.dispute_id.clone(),
             state: State::Initial,
             opened_at: envelope.occurred_at,
             updated_at: envelope.occurred_at,
             reminder: None,
         });
-        record.state = domain::evolve(record.state, &event);
+        let old = active(&record.state).map(Keys::of);
+        record.state = domain::evolve(std::mem::replace(&mut record.state, State::Initial), &event);
         record.updated_at = envelope.occurred_at;
-        self.reindex(before.as_ref(), &mut record, &event, envelope)?;
+        self.reindex(old, &mut record, &event, envelope)?;
         self.records.insert(envelope.dispute_id.clone(), record);
         Ok(())
     }
 
-    /// Moves index entries, deadlines, reminders and counters from `before` to `after`.
+    /// Moves index entries, deadlines, reminders and counters from the `old` keys to `after`'s.
     fn reindex(
         &mut self,
-        before: Option<&Record>,
+        old: Option<Keys>,
         after: &mut Record,
         event: &Event,
         envelope: &Envelope,
     ) -> Result<(), ProjectionError> {
-        let old = before.and_then(|r| active(&r.state)).map(Keys::of);
-        let new = active(&after.state)
-            .map(Keys::of)
-            .expect("a folded event leaves the dispute active");
-        let id = &after.dispute_id;
-        for (field, value) in &new.fields {
-            let old_value = old
-                .as_ref()
-                .and_then(|o| o.fields.iter().find(|(f, _)| f == field))
-                .map(|(_, v)| v);
-            if old_value != Some(value) {
-                if let Some(old_value) = old_value {
-                    self.writes.remove_existing(
-                        [index_prefix(field, old_value), id.as_bytes().to_vec()].concat(),
-                    );
-                }
+        let d = active(&after.state).expect("a folded event leaves the dispute active");
+        let new = Keys::of(d);
+        let id = after.dispute_id.as_bytes();
+        if old.is_none() {
+            // A dispute's buyer and seller are set when it opens and never change.
+            for (field, value) in [
+                ("seller", d.seller_id().as_str()),
+                ("buyer", d.buyer_id().as_str()),
+            ] {
                 self.writes.insert_new(
-                    [index_prefix(field, value), id.as_bytes().to_vec()].concat(),
+                    [index_prefix(field, value), id.to_vec()].concat(),
                     Vec::new(),
                 );
             }
         }
-        let old_deadline = old.as_ref().and_then(|o| o.deadline);
+        let moved = [
+            (
+                "status",
+                old.map(|o| o.status.as_str()),
+                new.status.as_str(),
+            ),
+            ("stage", old.map(|o| o.stage.as_str()), new.stage.as_str()),
+        ];
+        for (field, old_value, value) in moved {
+            if old_value == Some(value) {
+                continue;
+            }
+            if let Some(old_value) = old_value {
+                self.writes
+                    .remove_existing([index_prefix(field, old_value), id.to_vec()].concat());
+            }
+            self.writes.insert_new(
+                [index_prefix(field, value), id.to_vec()].concat(),
+                Vec::new(),
+            );
+        }
+        self.count(
+            old.map(|o| o.status),
+            new.status,
+            d.seller_id().as_str(),
+            event,
+        )?;
+        let old_deadline = old.and_then(|o| o.deadline);
         if old_deadline != new.deadline {
+            let id = &after.dispute_id;
             if let Some((kind, due_at)) = old_deadline {
                 self.deadlines_delta -= 1;
                 self.writes
@@ -464,7 +493,7 @@ impl<'a> Work<'a> {
                 self.schedule_reminder(after, kind, due_at, envelope.occurred_at);
             }
         }
-        self.count(old.as_ref().map(|o| o.status.as_str()), &new, event)
+        Ok(())
     }
 
     /// A reminder at `due_at − reminder_lead`, unless the deadline was set less than that before it.
@@ -493,33 +522,41 @@ impl<'a> Work<'a> {
         record.reminder = Some(key);
     }
 
+    /// Counts a status change (and a resolution) in the stats of all disputes and of the seller's.
     fn count(
         &mut self,
-        old_status: Option<&str>,
-        new: &Keys,
+        old_status: Option<Status>,
+        new_status: Status,
+        seller: &str,
         event: &Event,
     ) -> Result<(), ProjectionError> {
-        let seller = new.seller.clone();
-        for key in [stats_key(None), stats_key(Some(&seller))] {
+        let resolved = match event {
+            Event::DisputeResolved { basis, .. } => Some(basis.as_str()),
+            _ => None,
+        };
+        if old_status == Some(new_status) && resolved.is_none() {
+            return Ok(());
+        }
+        for key in [stats_key(None), stats_key(Some(seller))] {
             let mut stats = match self.stats.remove(&key) {
                 Some(stats) => stats,
                 None => get_json(self.tree, &key)?.unwrap_or_default(),
             };
-            if old_status != Some(new.status.as_str()) {
+            if old_status != Some(new_status) {
                 if let Some(old) = old_status {
-                    *stats.by_status.entry(old.to_owned()).or_default() -= 1;
+                    *stats.by_status.entry(old.as_str().to_owned()).or_default() -= 1;
                 } else {
                     stats.total += 1;
                     stats.open += 1;
                 }
-                *stats.by_status.entry(new.status.clone()).or_default() += 1;
-            }
-            if let Event::DisputeResolved { basis, .. } = event {
-                stats.open -= 1;
                 *stats
-                    .resolved_by_basis
-                    .entry(basis.as_str().to_owned())
+                    .by_status
+                    .entry(new_status.as_str().to_owned())
                     .or_default() += 1;
+            }
+            if let Some(basis) = resolved {
+                stats.open -= 1;
+                *stats.resolved_by_basis.entry(basis.to_owned()).or_default() += 1;
             }
             stats.by_status.retain(|_, n| *n > 0);
             self.stats.insert(key, stats);
@@ -545,25 +582,19 @@ impl<'a> Work<'a> {
     }
 }
 
-/// What a record is indexed by.
+/// What of a record moves its index entries, deadline and counters (its buyer and seller never change).
+#[derive(Clone, Copy)]
 struct Keys {
-    fields: Vec<(&'static str, String)>,
-    seller: String,
-    status: String,
+    status: Status,
+    stage: Stage,
     deadline: Option<(DeadlineKind, DateTime<Utc>)>,
 }
 
 impl Keys {
     fn of(d: &domain::Dispute) -> Keys {
         Keys {
-            fields: vec![
-                ("seller", d.seller_id().as_str().to_owned()),
-                ("buyer", d.buyer_id().as_str().to_owned()),
-                ("status", d.status().as_str().to_owned()),
-                ("stage", d.stage().as_str().to_owned()),
-            ],
-            seller: d.seller_id().as_str().to_owned(),
-            status: d.status().as_str().to_owned(),
+            status: d.status(),
+            stage: d.stage(),
             deadline: d.deadline().map(|dl| (dl.kind(), dl.due_at())),
         }
     }
@@ -761,8 +792,7 @@ mod tests {
     }
 
     fn contents(projections: &Projections) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let rows = projections.tree.iter().map(|row| row.unwrap());
-        rows.map(|(k, v)| (k.to_vec(), v.to_vec())).collect()
+        projections.rows().collect()
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! Feeds the read models from the store's global log.
 
+use std::sync::mpsc::{self, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
-use disputes_store::EventStore;
+use disputes_store::{Envelope, EventStore};
 
 use crate::projections::{Projections, BATCH_EVENTS_MAX};
 use crate::shutdown::Shutdown;
 
 /// Applies one batch after the checkpoint; the number of events applied.
-pub fn step<S: EventStore>(store: &S, projections: &Projections) -> anyhow::Result<usize> {
+fn step<S: EventStore>(store: &S, projections: &Projections) -> anyhow::Result<usize> {
     let events = store.read_from(projections.checkpoint() + 1, BATCH_EVENTS_MAX)?;
     projections.apply(&events)?;
     Ok(events.len())
@@ -21,11 +22,56 @@ pub async fn catch_up<S: EventStore + 'static>(
     projections: &Arc<Projections>,
 ) -> anyhow::Result<()> {
     let (store, projections) = (store.clone(), projections.clone());
-    tokio::task::spawn_blocking(move || {
-        while step(&*store, &projections)? > 0 {}
-        Ok(())
+    tokio::task::spawn_blocking(move || catch_up_blocking(&*store, &projections, |_| {}))
+        .await?
+        .map(|_| ())
+}
+
+/// Applies everything the store holds now, in batches, on two threads: a reader reads and decodes
+/// the next batch (and frees the last one) while this thread folds the current one into the read
+/// models. Calls `on_batch` with the checkpoint after each batch; returns the events applied.
+pub fn catch_up_blocking<S: EventStore>(
+    store: &S,
+    projections: &Projections,
+    mut on_batch: impl FnMut(u64),
+) -> anyhow::Result<u64> {
+    // One batch waits while one is folded and one is read: at most three in memory.
+    let (batches_tx, batches_rx) = mpsc::sync_channel::<anyhow::Result<Vec<Envelope>>>(1);
+    let (spent_tx, spent_rx) = mpsc::sync_channel::<Vec<Envelope>>(2);
+    let from = projections.checkpoint() + 1;
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            let mut next = from;
+            loop {
+                while let Ok(spent) = spent_rx.try_recv() {
+                    drop(spent);
+                }
+                let batch = store.read_from(next, BATCH_EVENTS_MAX);
+                let last = batch.as_ref().ok().and_then(|b| b.last().map(|e| e.seq));
+                if batches_tx.send(batch.map_err(Into::into)).is_err() {
+                    return; // the folding thread stopped
+                }
+                match last {
+                    Some(last) => next = last + 1,
+                    None => return, // caught up, or failed
+                }
+            }
+        });
+        let mut applied = 0u64;
+        for batch in batches_rx {
+            let batch = batch?;
+            if batch.is_empty() {
+                break;
+            }
+            projections.apply(&batch)?;
+            applied += batch.len() as u64;
+            on_batch(projections.checkpoint());
+            if let Err(TrySendError::Full(batch)) = spent_tx.try_send(batch) {
+                drop(batch);
+            }
+        }
+        Ok(applied)
     })
-    .await?
 }
 
 pub async fn run<S: EventStore + 'static>(
@@ -55,5 +101,37 @@ pub async fn run<S: EventStore + 'static>(
             changed = head.changed() => if changed.is_err() { return },
             _ = shutdown.wait() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use disputes_domain::Policy;
+
+    use super::*;
+
+    fn contents(projections: &Projections) -> Vec<(Vec<u8>, Vec<u8>)> {
+        projections.rows().collect()
+    }
+
+    #[test]
+    fn catching_up_on_two_threads_equals_applying_batch_by_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        // 500 lifecycles of 9 events: more than one batch.
+        let store = crate::bench::fill(&dir.path().join("events"), 500, 4).unwrap();
+        let head = store.head();
+        assert!(head > BATCH_EVENTS_MAX as u64, "{head} events");
+        let policy = Policy::default();
+        let one_by_one = Projections::open(&dir.path().join("steps"), policy).unwrap();
+        while step(&*store, &one_by_one).unwrap() > 0 {}
+        let pipelined = Projections::open(&dir.path().join("pipelined"), policy).unwrap();
+        let mut seen = Vec::new();
+        let applied = catch_up_blocking(&*store, &pipelined, |done| seen.push(done)).unwrap();
+        assert_eq!(applied, head);
+        assert_eq!(pipelined.checkpoint(), head);
+        assert_eq!(seen, vec![BATCH_EVENTS_MAX as u64, head]);
+        assert_eq!(contents(&pipelined), contents(&one_by_one));
+        // Caught up: nothing more to apply.
+        assert_eq!(catch_up_blocking(&*store, &pipelined, |_| {}).unwrap(), 0);
     }
 }
