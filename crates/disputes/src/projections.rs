@@ -27,6 +27,8 @@ use crate::handler::decode;
 pub const BATCH_EVENTS_MAX: usize = 4096;
 const CHECKPOINT_KEY: &[u8] = b"m\0checkpoint";
 const DEADLINES_COUNT_KEY: &[u8] = b"m\0deadlines";
+/// Present while a catch-up writes key by key (see [`Unsealed`]).
+const UNSEALED_KEY: &[u8] = b"m\0unsealed";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -69,6 +71,13 @@ impl Projections {
             .flush_every_ms(Some(1000))
             .open()?;
         let tree = db.open_tree("read_models")?;
+        if tree.contains_key(UNSEALED_KEY)? {
+            tracing::warn!(
+                "the read models' last catch-up did not finish; rebuilding them from the log"
+            );
+            tree.clear()?;
+            tree.flush()?;
+        }
         let checkpoint = read_checkpoint(&tree)?;
         Ok(Projections {
             db,
@@ -102,8 +111,37 @@ impl Projections {
 
     /// Applies `events` (which must start right after the checkpoint) in one atomic batch.
     pub fn apply(&self, events: &[Envelope]) -> Result<(), ProjectionError> {
-        let Some(last) = events.last() else {
+        let Some(writes) = self.fold(events)? else {
             return Ok(());
+        };
+        let mut batch = sled::Batch::default();
+        for (key, value) in writes {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.applied.send_replace(events[events.len() - 1].seq);
+        Ok(())
+    }
+
+    /// Starts a catch-up that writes its batches key by key instead of atomically: sled applies an
+    /// atomic batch under a lock global to the process, which stalls every other sled read and
+    /// write (the log being read for the next batch included) while it runs. A marker, made durable
+    /// first, stands for the whole catch-up: if it is still there when the read models are next
+    /// opened (a crash, or an error that ended the catch-up), they are dropped and rebuilt.
+    pub fn unseal(&self) -> Result<Unsealed<'_>, ProjectionError> {
+        self.tree.insert(UNSEALED_KEY, &[])?;
+        self.db.flush()?;
+        Ok(Unsealed { projections: self })
+    }
+
+    /// Folds `events` into the writes that bring the read models, their deadline count and
+    /// checkpoint past them; `None` for no events.
+    fn fold(&self, events: &[Envelope]) -> Result<Option<Vec<KeyWrite>>, ProjectionError> {
+        let Some(last) = events.last() else {
+            return Ok(None);
         };
         let checkpoint = self.checkpoint();
         assert_eq!(
@@ -120,12 +158,15 @@ impl Projections {
             deadlines >= 0,
             "the active deadline count never goes below zero"
         );
-        let mut batch = work.into_batch()?;
-        batch.insert(DEADLINES_COUNT_KEY, &(deadlines as u64).to_be_bytes());
-        batch.insert(CHECKPOINT_KEY, &last.seq.to_be_bytes());
-        self.tree.apply_batch(batch)?;
-        self.applied.send_replace(last.seq);
-        Ok(())
+        let mut writes = work.into_writes();
+        let counters = [
+            (DEADLINES_COUNT_KEY, deadlines as u64),
+            (CHECKPOINT_KEY, last.seq),
+        ];
+        for (key, value) in counters {
+            writes.push((key.to_vec(), Some(value.to_be_bytes().to_vec())));
+        }
+        Ok(Some(writes))
     }
 
     /// Every key and value, in key order (for tests comparing two sets of read models).
@@ -324,6 +365,39 @@ impl ListFilter {
     }
 }
 
+/// A catch-up writing key by key, from [`Projections::unseal`] until [`Unsealed::seal`].
+pub struct Unsealed<'a> {
+    projections: &'a Projections,
+}
+
+impl Unsealed<'_> {
+    /// Applies `events` (which must start right after the checkpoint), key by key.
+    pub fn apply(&self, events: &[Envelope]) -> Result<(), ProjectionError> {
+        let p = self.projections;
+        let Some(writes) = p.fold(events)? else {
+            return Ok(());
+        };
+        for (key, value) in writes {
+            match value {
+                Some(value) => p.tree.insert(key, value)?,
+                None => p.tree.remove(key)?,
+            };
+        }
+        p.applied.send_replace(events[events.len() - 1].seq);
+        Ok(())
+    }
+
+    /// Ends the catch-up: everything it wrote is made durable, then the marker goes.
+    pub fn seal(self) -> Result<(), ProjectionError> {
+        self.projections.db.flush()?;
+        self.projections.tree.remove(UNSEALED_KEY)?;
+        Ok(())
+    }
+}
+
+/// A key and its new value, or `None`: remove it.
+type KeyWrite = (Vec<u8>, Option<Vec<u8>>);
+
 /// The pending writes of one batch, with the records and stats it touched.
 struct Work<'a> {
     tree: &'a sled::Tree,
@@ -369,17 +443,6 @@ impl Writes {
                 self.pending.insert(key, None);
             }
         }
-    }
-
-    fn into_batch(self) -> sled::Batch {
-        let mut batch = sled::Batch::default();
-        for (key, value) in self.pending {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
-        }
-        batch
     }
 }
 
@@ -564,21 +627,17 @@ impl<'a> Work<'a> {
         Ok(())
     }
 
-    fn into_batch(self) -> Result<sled::Batch, ProjectionError> {
-        let mut batch = self.writes.into_batch();
+    fn into_writes(self) -> Vec<KeyWrite> {
+        let mut writes: Vec<KeyWrite> = self.writes.pending.into_iter().collect();
         for (id, record) in &self.records {
-            batch.insert(
-                view_key(id),
-                serde_json::to_vec(record).expect("records serialize"),
-            );
+            let value = serde_json::to_vec(record).expect("records serialize");
+            writes.push((view_key(id), Some(value)));
         }
-        for (key, stats) in &self.stats {
-            batch.insert(
-                key.clone(),
-                serde_json::to_vec(stats).expect("stats serialize"),
-            );
+        for (key, stats) in self.stats {
+            let value = serde_json::to_vec(&stats).expect("stats serialize");
+            writes.push((key, Some(value)));
         }
-        Ok(batch)
+        writes
     }
 }
 

@@ -57,19 +57,21 @@ pub fn catch_up_blocking<S: EventStore>(
                 }
             }
         });
+        let unsealed = projections.unseal()?;
         let mut applied = 0u64;
         for batch in batches_rx {
             let batch = batch?;
             if batch.is_empty() {
                 break;
             }
-            projections.apply(&batch)?;
+            unsealed.apply(&batch)?;
             applied += batch.len() as u64;
             on_batch(projections.checkpoint());
             if let Err(TrySendError::Full(batch)) = spent_tx.try_send(batch) {
                 drop(batch);
             }
         }
+        unsealed.seal()?;
         Ok(applied)
     })
 }
@@ -133,5 +135,35 @@ mod tests {
         assert_eq!(contents(&pipelined), contents(&one_by_one));
         // Caught up: nothing more to apply.
         assert_eq!(catch_up_blocking(&*store, &pipelined, |_| {}).unwrap(), 0);
+    }
+
+    #[test]
+    fn read_models_whose_catch_up_did_not_finish_are_rebuilt_when_next_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::bench::fill(&dir.path().join("events"), 20, 2).unwrap();
+        let events = store.read_from(1, 1_000).unwrap();
+        let policy = Policy::default();
+        let path = dir.path().join("projections");
+        {
+            let projections = Projections::open(&path, policy).unwrap();
+            let unsealed = projections.unseal().unwrap();
+            unsealed.apply(&events[..50]).unwrap();
+            assert_eq!(projections.checkpoint(), 50);
+            // Stopped here: no `seal`, as after a crash or a failed batch.
+        }
+        let reopened = Projections::open(&path, policy).unwrap();
+        assert_eq!(reopened.checkpoint(), 0, "torn read models start over");
+        assert_eq!(contents(&reopened), vec![]);
+        catch_up_blocking(&*store, &reopened, |_| {}).unwrap();
+        let clean = Projections::open(&dir.path().join("clean"), policy).unwrap();
+        clean.apply(&events).unwrap();
+        assert_eq!(contents(&reopened), contents(&clean));
+        drop(reopened);
+        let sealed = Projections::open(&path, policy).unwrap();
+        assert_eq!(
+            sealed.checkpoint(),
+            store.head(),
+            "a sealed catch-up is kept"
+        );
     }
 }
