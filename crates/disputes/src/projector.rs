@@ -29,7 +29,9 @@ pub async fn catch_up<S: EventStore + 'static>(
 
 /// Applies everything the store holds now, in batches, on two threads: a reader reads and decodes
 /// the next batch (and frees the last one) while this thread folds the current one into the read
-/// models. Calls `on_batch` with the checkpoint after each batch; returns the events applied.
+/// models, key by key under [`Projections::unseal`]'s marker. Nothing else may write these read
+/// models meanwhile (the service runs it before its live projector starts). Calls `on_batch` with
+/// the checkpoint after each batch; returns the events applied.
 pub fn catch_up_blocking<S: EventStore>(
     store: &S,
     projections: &Projections,
