@@ -7,9 +7,11 @@
 //! - `r\0<remind_ms>\0<dispute>\0<kind>`: reminders still to send;
 //! - `s\0` (all) and `s\0<seller>`: stats; `m\0checkpoint`: the last seq applied.
 //!
-//! Each batch of events and the checkpoint are written in one atomic sled batch, so after a crash
-//! the read models resume exactly where they stopped. They are derived data: no fsync; `rebuild`
-//! drops them and folds the log again.
+//! Live, each batch of events and the checkpoint are written in one atomic sled batch, so after a
+//! crash the read models resume exactly where they stopped. A catch-up writes key by key under the
+//! `m\0unsealed` marker instead ([`Projections::unseal`]); read models opened with the marker there
+//! are dropped and folded again from the log. They are derived data: only a catch-up syncs (its
+//! marker before its first write, its writes at its end); `rebuild` drops them and folds the log again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
