@@ -111,8 +111,55 @@ pub async fn run<S: EventStore + 'static>(
 #[cfg(test)]
 mod tests {
     use disputes_domain::Policy;
+    use disputes_store::{
+        AppendOutcome, AppendRequest, CommandOutcome, SledStore, StoreError, VerifyReport,
+    };
 
     use super::*;
+
+    /// A store whose `read_from` fails from the `fail_at`-th call on; everything else is `inner`'s.
+    struct FailingReads {
+        inner: SledStore,
+        reads: std::sync::atomic::AtomicUsize,
+        fail_at: usize,
+    }
+
+    impl EventStore for FailingReads {
+        fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
+            self.inner.append(req)
+        }
+        fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError> {
+            self.inner.read_stream(dispute_id)
+        }
+        fn read_from(&self, from_seq: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+            let n = self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            if n >= self.fail_at {
+                return Err(StoreError::Unavailable("disk gone".into()));
+            }
+            self.inner.read_from(from_seq, limit)
+        }
+        fn head(&self) -> u64 {
+            self.inner.head()
+        }
+        fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+            self.inner.subscribe()
+        }
+        fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError> {
+            self.inner.command(command_id)
+        }
+        fn stream_version(&self, dispute_id: &str) -> Result<u64, StoreError> {
+            self.inner.stream_version(dispute_id)
+        }
+        fn checkpoint(&self, name: &str) -> Result<u64, StoreError> {
+            self.inner.checkpoint(name)
+        }
+        fn set_checkpoint(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+            self.inner.set_checkpoint(name, seq)
+        }
+        fn verify(&self) -> Result<VerifyReport, StoreError> {
+            self.inner.verify()
+        }
+    }
 
     fn contents(projections: &Projections) -> Vec<(Vec<u8>, Vec<u8>)> {
         projections.rows().collect()
@@ -166,6 +213,39 @@ mod tests {
             sealed.checkpoint(),
             store.head(),
             "a sealed catch-up is kept"
+        );
+    }
+
+    #[test]
+    fn a_catch_up_whose_read_fails_reports_it_and_is_rebuilt_when_next_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let events_dir = dir.path().join("events");
+        let head = {
+            let store = crate::bench::fill(&events_dir, 500, 4).unwrap();
+            store.head()
+        };
+        let store = FailingReads {
+            inner: SledStore::open(&events_dir, Default::default()).unwrap(),
+            reads: Default::default(),
+            fail_at: 2,
+        };
+        let policy = Policy::default();
+        let path = dir.path().join("projections");
+        {
+            let projections = Projections::open(&path, policy).unwrap();
+            let error = catch_up_blocking(&store, &projections, |_| {}).unwrap_err();
+            assert!(format!("{error:#}").contains("disk gone"), "{error:#}");
+            assert_eq!(projections.checkpoint(), BATCH_EVENTS_MAX as u64);
+        }
+        let reopened = Projections::open(&path, policy).unwrap();
+        assert_eq!(
+            reopened.checkpoint(),
+            0,
+            "an unfinished catch-up starts over"
+        );
+        assert_eq!(
+            catch_up_blocking(&store.inner, &reopened, |_| {}).unwrap(),
+            head
         );
     }
 }
