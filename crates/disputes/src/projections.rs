@@ -2,10 +2,12 @@
 //!
 //! One sled db of its own (`<data>/projections`), one tree, keys by prefix:
 //! - `v\0<dispute>`: the dispute's record (its domain state, opened_at, updated_at, reminder);
-//! - `i\0<field>\0<value>\0<dispute>`: list indexes by seller, buyer, status and stage;
+//! - `i\0<field>\0<value>\0<dispute>`: list indexes by seller, buyer and status (a stage is
+//!   listed through the indexes of its statuses);
 //! - `d\0<due_ms>\0<dispute>\0<kind>`: active deadlines, soonest first;
 //! - `r\0<remind_ms>\0<dispute>\0<kind>`: reminders still to send;
-//! - `s\0` (all) and `s\0<seller>`: stats; `m\0checkpoint`: the last seq applied.
+//! - `s\0` (all) and `s\0<seller>`: stats; `m\0checkpoint`: the last seq applied; `m\0format`:
+//!   the form of all this (read models of another form are dropped and rebuilt when opened).
 //!
 //! Live, each batch of events and the checkpoint are written in one atomic sled batch, so after a
 //! crash the read models resume exactly where they stopped. A catch-up writes key by key under the
@@ -17,7 +19,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use disputes_domain::{self as domain, DeadlineKind, Event, Policy, Stage, State, Status};
+use disputes_domain::{self as domain, DeadlineKind, Event, Policy, State, Status};
 use disputes_store::Envelope;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -31,6 +33,10 @@ const CHECKPOINT_KEY: &[u8] = b"m\0checkpoint";
 const DEADLINES_COUNT_KEY: &[u8] = b"m\0deadlines";
 /// Present while a catch-up writes key by key (see [`Unsealed`]).
 const UNSEALED_KEY: &[u8] = b"m\0unsealed";
+/// The form of the read models; read models of another form are dropped and rebuilt on open.
+/// Form 2 has no stage index (a stage is listed through its statuses' indexes).
+const FORMAT_KEY: &[u8] = b"m\0format";
+const FORMAT: &[u8] = b"read-models/2";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -73,11 +79,19 @@ impl Projections {
             .flush_every_ms(Some(1000))
             .open()?;
         let tree = db.open_tree("read_models")?;
-        if tree.contains_key(UNSEALED_KEY)? {
-            tracing::warn!(
-                "the read models' last catch-up did not finish; rebuilding them from the log"
-            );
+        let torn = tree.contains_key(UNSEALED_KEY)?;
+        let outdated = tree.get(FORMAT_KEY)?.as_deref() != Some(FORMAT) && !tree.is_empty();
+        if torn || outdated {
+            let why = if torn {
+                "their last catch-up did not finish"
+            } else {
+                "they are of an older form"
+            };
+            tracing::warn!("rebuilding the read models from the log: {why}");
             tree.clear()?;
+        }
+        if tree.get(FORMAT_KEY)?.is_none() {
+            tree.insert(FORMAT_KEY, FORMAT)?;
             tree.flush()?;
         }
         let checkpoint = read_checkpoint(&tree)?;
@@ -101,6 +115,7 @@ impl Projections {
     /// Drops every read model (the next `apply` starts from seq 1).
     pub fn clear(&self) -> Result<(), ProjectionError> {
         self.tree.clear()?;
+        self.tree.insert(FORMAT_KEY, FORMAT)?;
         self.tree.flush()?;
         self.applied.send_replace(0);
         Ok(())
@@ -204,18 +219,19 @@ impl Projections {
         filter: &ListFilter,
         limit: usize,
     ) -> Result<(Vec<Record>, Option<String>), ProjectionError> {
-        let (prefix, _) = filter.index();
-        let start = match &filter.after {
-            Some(after) => [prefix.as_slice(), after.as_bytes(), b"\x01"].concat(),
-            None => prefix.clone(),
+        let after = filter.after.as_deref();
+        let scans = filter.indexes().into_iter();
+        let ids = Merged {
+            heads: scans
+                .map(|prefix| {
+                    let mut scan = self.index_ids(prefix, after);
+                    (scan.next(), scan)
+                })
+                .collect(),
         };
         let mut out = Vec::with_capacity(limit.min(64));
-        for item in self.tree.range(start..) {
-            let (key, _) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            let dispute_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        for dispute_id in ids {
+            let dispute_id = dispute_id?;
             let record = self
                 .record(&dispute_id)?
                 .ok_or_else(|| ProjectionError::Corrupt {
@@ -232,6 +248,22 @@ impl Projections {
             out.push(record);
         }
         Ok((out, None))
+    }
+
+    /// The dispute ids of one index (or of the records, for `v\0`) after `after`, in id order.
+    fn index_ids(&self, prefix: Vec<u8>, after: Option<&str>) -> IdScan<'_> {
+        let start = match after {
+            Some(after) => [prefix.as_slice(), after.as_bytes(), b"\x01"].concat(),
+            None => prefix.clone(),
+        };
+        Box::new(self.tree.range(start..).map_while(move |item| {
+            match item {
+                Err(e) => Some(Err(e.into())),
+                Ok((key, _)) => key
+                    .starts_with(&prefix)
+                    .then(|| Ok(String::from_utf8_lossy(&key[prefix.len()..]).into_owned())),
+            }
+        }))
     }
 
     /// Active deadlines due before `before` (all when `None`), soonest first.
@@ -339,20 +371,26 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
-    /// The most selective index for this filter, and its name.
-    fn index(&self) -> (Vec<u8>, &'static str) {
+    /// The prefixes of the most selective index for this filter: one index, or for a stage those
+    /// of its statuses (there is no stage index), or the records themselves.
+    fn indexes(&self) -> Vec<Vec<u8>> {
         let pick = [
             ("seller", &self.seller_id),
             ("buyer", &self.buyer_id),
             ("status", &self.status),
-            ("stage", &self.stage),
         ];
         for (field, value) in pick {
             if let Some(value) = value {
-                return (index_prefix(field, value), field);
+                return vec![index_prefix(field, value)];
             }
         }
-        (b"v\0".to_vec(), "all")
+        if let Some(stage) = &self.stage {
+            let statuses = Status::ALL.iter().filter(|s| s.stage().as_str() == stage);
+            return statuses
+                .map(|s| index_prefix("status", s.as_str()))
+                .collect();
+        }
+        vec![b"v\0".to_vec()]
     }
 
     fn matches(&self, record: &Record) -> bool {
@@ -364,6 +402,38 @@ impl ListFilter {
             && eq(&self.buyer_id, d.buyer_id().as_str())
             && eq(&self.status, d.status().as_str())
             && eq(&self.stage, d.stage().as_str())
+    }
+}
+
+/// Dispute ids in id order, or the error that ended a scan.
+type IdScan<'a> = Box<dyn Iterator<Item = Result<String, ProjectionError>> + 'a>;
+
+/// Several index scans merged in id order (a dispute is in at most one of them).
+struct Merged<'a> {
+    /// Each scan with its next id.
+    heads: Vec<(Option<Result<String, ProjectionError>>, IdScan<'a>)>,
+}
+
+impl Iterator for Merged<'_> {
+    type Item = Result<String, ProjectionError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let failed = self
+            .heads
+            .iter()
+            .position(|(h, _)| matches!(h, Some(Err(_))));
+        let smallest = self
+            .heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (head, _))| match head {
+                Some(Ok(id)) => Some((i, id)),
+                _ => None,
+            })
+            .min_by(|a, b| a.1.cmp(b.1))
+            .map(|(i, _)| i);
+        let (head, scan) = &mut self.heads[failed.or(smallest)?];
+        std::mem::replace(head, scan.next())
     }
 }
 
@@ -504,24 +574,14 @@ impl<'a> Work<'a> {
                 );
             }
         }
-        let moved = [
-            (
-                "status",
-                old.map(|o| o.status.as_str()),
-                new.status.as_str(),
-            ),
-            ("stage", old.map(|o| o.stage.as_str()), new.stage.as_str()),
-        ];
-        for (field, old_value, value) in moved {
-            if old_value == Some(value) {
-                continue;
-            }
-            if let Some(old_value) = old_value {
+        let (old_status, status) = (old.map(|o| o.status.as_str()), new.status.as_str());
+        if old_status != Some(status) {
+            if let Some(old_status) = old_status {
                 self.writes
-                    .remove_existing([index_prefix(field, old_value), id.to_vec()].concat());
+                    .remove_existing([index_prefix("status", old_status), id.to_vec()].concat());
             }
             self.writes.insert_new(
-                [index_prefix(field, value), id.to_vec()].concat(),
+                [index_prefix("status", status), id.to_vec()].concat(),
                 Vec::new(),
             );
         }
@@ -643,11 +703,11 @@ impl<'a> Work<'a> {
     }
 }
 
-/// What of a record moves its index entries, deadline and counters (its buyer and seller never change).
+/// What of a record moves its index entries, deadline and counters (its buyer and seller never
+/// change; its stage follows its status).
 #[derive(Clone, Copy)]
 struct Keys {
     status: Status,
-    stage: Stage,
     deadline: Option<(DeadlineKind, DateTime<Utc>)>,
 }
 
@@ -655,7 +715,6 @@ impl Keys {
     fn of(d: &domain::Dispute) -> Keys {
         Keys {
             status: d.status(),
-            stage: d.stage(),
             deadline: d.deadline().map(|dl| (dl.kind(), dl.due_at())),
         }
     }
@@ -888,5 +947,69 @@ mod tests {
         assert_eq!(contents(&one_batch), contents(&by_event));
         let status = |p: &Projections| p.record("d-1").unwrap().unwrap();
         assert_eq!(status(&one_batch), status(&by_event));
+    }
+
+    /// Disputes `d-t-0` … `d-t-{n-1}`, the n-th taken through the first `1 + n % 5` commands of the
+    /// bench's lifecycle: by turns awaiting the seller, the buyer, shipping proof, under review and
+    /// resolved. Their events folded into fresh read models.
+    fn read_models_at_every_step(n: usize) -> (tempfile::TempDir, Projections) {
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let handler = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
+        let now = "2026-11-27T08:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        for i in 0..n {
+            for (ty, body) in crate::bench::lifecycle("t", i).into_iter().take(1 + i % 5) {
+                let reply = handler.handle(ty, &body, now);
+                assert!(matches!(reply, Reply::Accepted(_)), "{}", reply.to_json());
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let projections = Projections::open(dir.path(), Policy::default()).unwrap();
+        projections
+            .apply(&store.read_from(1, 10_000).unwrap())
+            .unwrap();
+        (dir, projections)
+    }
+
+    #[test]
+    fn a_stage_lists_the_disputes_of_all_its_statuses_in_id_order_page_by_page() {
+        let (_dir, projections) = read_models_at_every_step(23);
+        let all = ListFilter::default();
+        let (every, next) = projections.list(&all, 500).unwrap();
+        assert_eq!((every.len(), next), (23, None));
+        for stage in ["agreement", "escalated", "closed"] {
+            let expected: Vec<String> = every
+                .iter()
+                .filter(|r| active(&r.state).unwrap().stage().as_str() == stage)
+                .map(|r| r.dispute_id.clone())
+                .collect();
+            assert!(expected.len() >= 4, "{stage}: {expected:?}");
+            let mut filter = ListFilter {
+                stage: Some(stage.into()),
+                ..ListFilter::default()
+            };
+            let mut listed = Vec::new();
+            loop {
+                let (page, next) = projections.list(&filter, 3).unwrap();
+                assert!(page.len() <= 3);
+                listed.extend(page.into_iter().map(|r| r.dispute_id));
+                match next {
+                    Some(cursor) => filter.after = Some(cursor),
+                    None => break,
+                }
+            }
+            assert_eq!(listed, expected, "{stage}");
+        }
+    }
+
+    #[test]
+    fn read_models_of_an_older_form_are_rebuilt_when_opened() {
+        let (dir, projections) = read_models_at_every_step(5);
+        assert!(projections.checkpoint() > 0);
+        projections.tree.remove(FORMAT_KEY).unwrap(); // as the first form, which had no marker
+        drop(projections);
+        let reopened = Projections::open(dir.path(), Policy::default()).unwrap();
+        assert_eq!(reopened.checkpoint(), 0);
+        let form = (FORMAT_KEY.to_vec(), FORMAT.to_vec());
+        assert_eq!(contents(&reopened), vec![form]);
     }
 }
