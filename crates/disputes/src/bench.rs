@@ -227,7 +227,9 @@ fn inproc(dir: &Path, disputes: usize, concurrency: usize) -> anyhow::Result<Rep
                 .collect::<Vec<_>>(),
         );
     }
-    let baseline = raw_group_commit(&dir.join("raw"), disputes, concurrency, &sizes)?;
+    let (baseline, baseline_per_sync) =
+        raw_group_commit(&dir.join("raw"), disputes, concurrency, &sizes)?;
+    let before = store.stats();
     let (elapsed, latencies) = fan_out(disputes, concurrency, |n, lat| {
         for (ty, body) in lifecycle(run, n) {
             let t = Instant::now();
@@ -241,6 +243,11 @@ fn inproc(dir: &Path, disputes: usize, concurrency: usize) -> anyhow::Result<Rep
         }
     });
     let ops = (disputes * 5) as u64;
+    let after = store.stats();
+    let per_sync = (after.appends - before.appends) as f64
+        / (after.group_commits - before.group_commits).max(1) as f64;
+    // How full the group commits were: the writes one fdatasync covered, on each side.
+    let extra = json!({"appends_per_sync": per_sync, "baseline_appends_per_sync": baseline_per_sync});
     Ok(report(
         "inproc",
         ops,
@@ -248,24 +255,26 @@ fn inproc(dir: &Path, disputes: usize, concurrency: usize) -> anyhow::Result<Rep
         &latencies,
         "raw sled appends, same bytes, same group commit",
         Some(baseline),
-        None,
+        Some(extra),
     ))
 }
 
 /// The baseline of `inproc`: the same number of appends of the same byte sizes into a raw sled
-/// tree, through one writer thread that commits each batch with one flush + fdatasync.
+/// tree, through one writer thread that commits each batch with one flush + fdatasync. Appends
+/// per second, and appends per sync.
 fn raw_group_commit(
     dir: &Path,
     disputes: usize,
     concurrency: usize,
     sizes: &[Vec<usize>],
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, f64)> {
     let db = sled::Config::new().path(dir).open()?;
     let tree = db.open_tree("events")?;
     let data_file = std::fs::File::open(dir.join("db")).context("sled's data file")?;
     let (tx, rx) = mpsc::sync_channel::<(Vec<Vec<u8>>, mpsc::SyncSender<()>)>(1024);
-    let writer = std::thread::spawn(move || -> anyhow::Result<()> {
+    let writer = std::thread::spawn(move || -> anyhow::Result<u64> {
         let mut seq: u64 = 0;
+        let mut syncs: u64 = 0;
         while let Ok(first) = rx.recv() {
             let mut waiters = vec![first];
             while waiters.len() < 256 {
@@ -287,11 +296,12 @@ fn raw_group_commit(
             if unsafe { libc::fdatasync(std::os::fd::AsRawFd::as_raw_fd(&data_file)) } != 0 {
                 return Err(std::io::Error::last_os_error().into());
             }
+            syncs += 1;
             for (_, done) in waiters {
                 let _ = done.send(());
             }
         }
-        Ok(())
+        Ok(syncs)
     });
     let (elapsed, _) = fan_out(disputes, concurrency, |_, _| {
         for command in sizes {
@@ -302,8 +312,9 @@ fn raw_group_commit(
         }
     });
     drop(tx);
-    writer.join().expect("writer thread")?;
-    Ok((disputes * sizes.len()) as f64 / elapsed.as_secs_f64())
+    let syncs = writer.join().expect("writer thread")?;
+    let appends = (disputes * sizes.len()) as f64;
+    Ok((appends / elapsed.as_secs_f64(), appends / syncs.max(1) as f64))
 }
 
 /// Fills a store with the lifecycle of `disputes` disputes (not durable: setup only).
