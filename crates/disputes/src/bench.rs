@@ -247,7 +247,8 @@ fn inproc(dir: &Path, disputes: usize, concurrency: usize) -> anyhow::Result<Rep
     let per_sync = (after.appends - before.appends) as f64
         / (after.group_commits - before.group_commits).max(1) as f64;
     // How full the group commits were: the writes one fdatasync covered, on each side.
-    let extra = json!({"appends_per_sync": per_sync, "baseline_appends_per_sync": baseline_per_sync});
+    let extra =
+        json!({"appends_per_sync": per_sync, "baseline_appends_per_sync": baseline_per_sync});
     Ok(report(
         "inproc",
         ops,
@@ -314,7 +315,10 @@ fn raw_group_commit(
     drop(tx);
     let syncs = writer.join().expect("writer thread")?;
     let appends = (disputes * sizes.len()) as f64;
-    Ok((appends / elapsed.as_secs_f64(), appends / syncs.max(1) as f64))
+    Ok((
+        appends / elapsed.as_secs_f64(),
+        appends / syncs.max(1) as f64,
+    ))
 }
 
 /// Fills a store with the lifecycle of `disputes` disputes (not durable: setup only).

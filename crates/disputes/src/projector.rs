@@ -37,7 +37,8 @@ pub fn catch_up_blocking<S: EventStore>(
     projections: &Projections,
     mut on_batch: impl FnMut(u64),
 ) -> anyhow::Result<u64> {
-    // One batch waits while one is folded and one is read: at most three in memory.
+    // One batch waits while one is folded and one is read, and at most two folded ones wait to be
+    // freed by the reader: at most five in memory.
     let (batches_tx, batches_rx) = mpsc::sync_channel::<anyhow::Result<Vec<Envelope>>>(1);
     let (spent_tx, spent_rx) = mpsc::sync_channel::<Vec<Envelope>>(2);
     let from = projections.checkpoint() + 1;
