@@ -80,7 +80,9 @@ impl Projections {
             .open()?;
         let tree = db.open_tree("read_models")?;
         let torn = tree.contains_key(UNSEALED_KEY)?;
-        let outdated = tree.get(FORMAT_KEY)?.as_deref() != Some(FORMAT) && !tree.is_empty();
+        let format = tree.get(FORMAT_KEY)?;
+        let current = format.as_deref() == Some(FORMAT);
+        let outdated = !current && !tree.is_empty();
         if torn || outdated {
             let why = if torn {
                 "their last catch-up did not finish"
@@ -90,7 +92,7 @@ impl Projections {
             tracing::warn!("rebuilding the read models from the log: {why}");
             tree.clear()?;
         }
-        if tree.get(FORMAT_KEY)?.is_none() {
+        if torn || !current {
             tree.insert(FORMAT_KEY, FORMAT)?;
             tree.flush()?;
         }
