@@ -39,7 +39,7 @@ pub use evolve::evolve;
 pub use fingerprint::fingerprint;
 pub use ids::{is_valid_id, CommandId, DisputeId, OrderId, PartyId, ID_BYTES_MAX, ID_PATTERN};
 pub use macros::WireEnum;
-pub use money::{Amount, Currency, Money};
+pub use money::{Amount, Currency, Money, AMOUNT_MAX};
 pub use policy::{Policy, DAY};
 pub use rules::{permits, senders};
 pub use state::{ActiveDeadline, Dispute, Resolution, State};
@@ -47,8 +47,8 @@ pub use status::{DeadlineKind, OnExpiry, ResolutionBasis, Stage, Status};
 pub use terms::{Proposal, ProposalTerms, RulingTerms, Settlement, Solution};
 pub use vocab::{EscalationCause, Reason, ResponsibleParty, ReturnProblem};
 pub use wire::{
-    parse_command, public_command_type, Limits, ParsedCommand, ATTACHMENTS_MAX,
-    ATTACHMENT_CHARS_MAX, BODY_BYTES_MAX, TEXT_CHARS_MAX,
+    parse_command, parse_command_value, public_command_type, read_body, read_json, Limits,
+    ParsedCommand, ATTACHMENTS_MAX, ATTACHMENT_CHARS_MAX, BODY_BYTES_MAX, TEXT_CHARS_MAX,
 };
 
 /// Folds a history from `State::Initial`: how a dispute's state is rebuilt.

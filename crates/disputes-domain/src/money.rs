@@ -4,6 +4,13 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::Refusal;
 
+/// The largest amount a command may carry: 2^53 − 1 minor units, the largest integer that every
+/// JSON reader keeps exact (JavaScript's `Number.MAX_SAFE_INTEGER`, and any reader that parses
+/// numbers as IEEE doubles). A larger one would reach such consumers of our events as another
+/// amount. It is a rule of the wire (`invalid_value` above it), not of [`Amount`]: events stored
+/// before the rule existed still read back.
+pub const AMOUNT_MAX: u64 = (1 << 53) - 1;
+
 /// A positive amount of minor units (cents): an order amount or a proposed refund.
 /// Payouts, which may be zero, are plain `u64`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

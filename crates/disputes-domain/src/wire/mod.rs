@@ -7,8 +7,11 @@
 //! against its own order amount). So a body wrong in both ways is always `invalid_request`.
 
 mod fields;
+mod json;
 mod shape;
 mod values;
+
+pub use json::read_json;
 
 use crate::command::{CommandType, Request};
 use crate::error::{ErrorCode, Refusal};
@@ -60,6 +63,13 @@ pub fn parse_command(
     limits: &Limits,
 ) -> Result<ParsedCommand, Refusal> {
     let command_type = public_command_type(command_type)?;
+    let value = read_body(body, limits)?;
+    parse_command_value(command_type, value, limits)
+}
+
+/// A request body as JSON (queries' and commands' alike): `invalid_request` when it is over
+/// `limits.body_bytes_max`, not JSON, or repeats a key in an object (see [`read_json`]).
+pub fn read_body(body: &[u8], limits: &Limits) -> Result<serde_json::Value, Refusal> {
     if body.len() > limits.body_bytes_max {
         return Err(Refusal::invalid_request(format!(
             "the body is {} bytes, over the limit of {}",
@@ -67,8 +77,15 @@ pub fn parse_command(
             limits.body_bytes_max
         )));
     }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| Refusal::invalid_request(format!("the body is not JSON: {e}")))?;
+    read_json(body)
+}
+
+/// [`parse_command`] of a body already read with [`read_body`].
+pub fn parse_command_value(
+    command_type: CommandType,
+    value: serde_json::Value,
+    limits: &Limits,
+) -> Result<ParsedCommand, Refusal> {
     let shape = shape::read(command_type, value)?;
     values::judge(shape, limits)
 }

@@ -7,7 +7,7 @@ use crate::command::{Command, Open, Request};
 use crate::decide::judge_open;
 use crate::error::Refusal;
 use crate::ids::{CommandId, DisputeId, OrderId, PartyId, ID_PATTERN};
-use crate::money::{Amount, Currency, Money};
+use crate::money::{Amount, Currency, Money, AMOUNT_MAX};
 use crate::terms::{ProposalTerms, RulingTerms, Solution};
 
 pub(super) fn judge(shape: Shape, limits: &Limits) -> Result<ParsedCommand, Refusal> {
@@ -116,9 +116,12 @@ fn money(raw: RawMoney) -> Result<Money, Refusal> {
 fn amount(field: &str, raw: i128) -> Result<Amount, Refusal> {
     u64::try_from(raw)
         .ok()
+        .filter(|minor_units| *minor_units <= AMOUNT_MAX)
         .and_then(|minor_units| Amount::new(minor_units).ok())
         .ok_or_else(|| {
-            Refusal::invalid_value(format!("{field} must be greater than 0 (got {raw})"))
+            Refusal::invalid_value(format!(
+                "{field} must be an integer from 1 to {AMOUNT_MAX} (got {raw})"
+            ))
         })
 }
 

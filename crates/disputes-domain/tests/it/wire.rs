@@ -144,6 +144,81 @@ fn a_float_or_string_amount_is_invalid_request() {
     refused("open", &body("buyer", open), ErrorCode::InvalidRequest);
 }
 
+/// A body as text, for what `json!` cannot write: `-0`, integers past `u64`, a key twice.
+#[track_caller]
+fn refused_text(command_type: &str, text: &str, code: ErrorCode) -> String {
+    match parse_command(command_type, text.as_bytes(), &Limits::default()) {
+        Ok(parsed) => panic!("expected {code}, parsed {parsed:?}"),
+        Err(refusal) => {
+            assert_eq!(refusal.code(), code, "{text}: {refusal}");
+            refusal.message().to_owned()
+        }
+    }
+}
+
+const COUNTER_TEXT: &str = r#"{"command_id": "c-1", "dispute_id": "d-1", "actor": {"role": "seller", "id": "s-42"}, "data": {"proposal": {"solution": "partial_refund", "amount": AMOUNT}}}"#;
+
+#[test]
+fn an_integer_amount_out_of_range_is_invalid_value_however_it_is_written() {
+    for amount in [
+        "0",
+        "-0",
+        "-1",
+        "9007199254740992",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "100000000000000000000000000000",
+    ] {
+        let message = refused_text(
+            "counter_propose",
+            &COUNTER_TEXT.replace("AMOUNT", amount),
+            ErrorCode::InvalidValue,
+        );
+        assert!(
+            message.contains("from 1 to 9007199254740991"),
+            "{amount}: {message}"
+        );
+    }
+}
+
+#[test]
+fn an_amount_of_2_pow_53_minus_1_is_the_largest_accepted() {
+    let text = COUNTER_TEXT.replace("AMOUNT", "9007199254740991");
+    let parsed = parse_command("counter_propose", text.as_bytes(), &Limits::default()).unwrap();
+    let Command::CounterPropose { proposal } = parsed.request.command else {
+        panic!("a counter-proposal")
+    };
+    assert_eq!(
+        proposal,
+        ProposalTerms::PartialRefund(amount(9_007_199_254_740_991))
+    );
+}
+
+#[test]
+fn a_float_amount_is_invalid_request_however_it_is_written() {
+    for amount in ["-0.0", "0.0", "1.5", "1e3", "1E400", "12.0"] {
+        refused_text(
+            "counter_propose",
+            &COUNTER_TEXT.replace("AMOUNT", amount),
+            ErrorCode::InvalidRequest,
+        );
+    }
+}
+
+#[test]
+fn a_key_given_twice_in_any_object_is_invalid_request() {
+    let texts = [
+        r#"{"command_id": "c-1", "command_id": "c-1", "dispute_id": "d-1", "actor": {"role": "seller", "id": "s-42"}, "data": {}}"#,
+        r#"{"command_id": "c-1", "dispute_id": "d-1", "actor": {"role": "mediator", "role": "seller", "id": "s-42"}, "data": {}}"#,
+        r#"{"command_id": "c-1", "dispute_id": "d-1", "actor": {"role": "seller", "id": "s-42"}, "data": {"x": 1, "x": 1}}"#,
+    ];
+    for text in texts {
+        let message = refused_text("accept_proposal", text, ErrorCode::InvalidRequest);
+        assert!(message.contains("twice"), "{message}");
+    }
+}
+
 #[test]
 fn an_unknown_enum_value_is_invalid_request() {
     refused(
