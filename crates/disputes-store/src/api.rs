@@ -148,12 +148,13 @@ pub trait EventStore: Send + Sync {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
     /// The first outcome of a command id, once durable.
     fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError>;
+    /// The dispute that reserved `order_id` (see [`AppendRequest::reserve_order`]), once durable.
+    fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError>;
     /// A dispute's durable version (0: no events).
     fn stream_version(&self, dispute_id: &str) -> Result<u64, StoreError>;
-    /// A named consumer's checkpoint (0: none).
-    fn checkpoint(&self, name: &str) -> Result<u64, StoreError>;
-    /// Sets a named consumer's checkpoint to a seq at most the head.
-    fn set_checkpoint(&self, name: &str, seq: u64) -> Result<(), StoreError>;
+    /// The storage failure that stopped the store taking writes, if one did. Such a store refuses
+    /// every append (`Unavailable`) until it is opened again, by a new process.
+    fn failure(&self) -> Option<StoreError>;
     /// Walks the whole log: every hash, every link, seq continuity, the stream index.
     fn verify(&self) -> Result<VerifyReport, StoreError>;
 }

@@ -15,6 +15,7 @@ pub const GENESIS_PREV_HASH: &str =
 
 /// Who caused an event: `{"role", "id"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ActorRef {
     pub role: String,
     pub id: String,
@@ -30,8 +31,10 @@ pub struct NewEvent {
     pub command_id: Option<String>,
 }
 
-/// A stored event, exactly the envelope of `protocol.md`.
+/// A stored event, exactly the envelope of `docs/protocol.md`. Reading one refuses an unknown
+/// field, which no hash would cover.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Envelope {
     pub event_id: String,
     pub seq: u64,
@@ -296,6 +299,12 @@ fn hex(bytes: &[u8]) -> String {
     text
 }
 
+/// Reads an envelope from its JSON as published (a stream message): every field of the contract,
+/// no other. Its hash is not checked here: see [`compute_hash`] and the chain checks of `verify`.
+pub fn parse_envelope(json: &[u8]) -> Result<Envelope, String> {
+    serde_json::from_slice(json).map_err(|e| format!("not an envelope: {e}"))
+}
+
 /// Whether `text` is a hash as the store writes them: 64 lowercase hex digits.
 pub(crate) fn is_hash(text: &str) -> bool {
     text.len() == 64
@@ -330,8 +339,7 @@ pub(crate) fn decode_stored(seq: u64, bytes: &[u8]) -> Result<Envelope, StoreErr
 }
 
 fn decode_v1(seq: u64, json: &[u8]) -> Result<Envelope, StoreError> {
-    let envelope: Envelope = serde_json::from_slice(json)
-        .map_err(|e| StoreError::corrupt(seq, format!("envelope does not parse: {e}")))?;
+    let envelope = parse_envelope(json).map_err(|reason| StoreError::corrupt(seq, reason))?;
     if write_canonical(&envelope, &canonical::to_vec(&envelope.data), Hash::With) != json {
         return Err(StoreError::corrupt(
             seq,
@@ -497,5 +505,43 @@ mod tests {
         assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
         assert!(is_hash(GENESIS_PREV_HASH));
         assert!(!is_hash(&"A".repeat(64)));
+    }
+
+    #[test]
+    fn stored_envelopes_with_fields_no_hash_covers_do_not_read_back() {
+        let mut envelope = sample();
+        envelope.hash = compute_hash(GENESIS_PREV_HASH, &envelope);
+        assert_eq!(decode_stored(1, &stored(&envelope)), Ok(envelope.clone()));
+        let reason = |r: Result<Envelope, StoreError>| match r.unwrap_err() {
+            StoreError::Corrupt { reason, .. } => reason,
+            other => panic!("{other}"),
+        };
+        assert!(reason(decode_stored(2, &stored(&envelope))).contains("says seq 1"));
+        let with = |edit: fn(&mut Value)| {
+            let mut value = serde_json::to_value(&envelope).unwrap();
+            edit(&mut value);
+            [&[EVENT_SCHEMA_V1][..], &canonical::to_vec(&value)].concat()
+        };
+        let note = with(|v| v["actor"]["note"] = json!("unhashed"));
+        assert!(reason(decode_stored(1, &note)).contains("unknown field"));
+        let extra = with(|v| v["extra"] = json!(1));
+        assert!(reason(decode_stored(1, &extra)).contains("unknown field"));
+        let mut schema_2 = stored(&envelope);
+        schema_2[0] = 2;
+        assert!(reason(decode_stored(1, &schema_2)).contains("schema version 2"));
+    }
+
+    #[test]
+    fn a_published_envelope_with_an_unknown_field_is_not_an_envelope() {
+        let envelope = sample();
+        let mut value = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(
+            parse_envelope(&serde_json::to_vec(&value).unwrap()),
+            Ok(envelope)
+        );
+        value["extra"] = json!(1);
+        assert!(parse_envelope(&serde_json::to_vec(&value).unwrap())
+            .unwrap_err()
+            .contains("unknown field"));
     }
 }

@@ -16,6 +16,7 @@ mod envelope;
 mod error;
 pub mod layout;
 pub mod limits;
+mod log_reader;
 mod reads;
 mod recovery;
 mod sled_store;
@@ -28,7 +29,8 @@ pub use api::{
     StoreOptions, VerifyBreak, VerifyReport,
 };
 pub use envelope::{
-    canonical_bytes, compute_hash, ActorRef, Envelope, NewEvent, GENESIS_PREV_HASH,
+    canonical_bytes, compute_hash, parse_envelope, ActorRef, Envelope, NewEvent, GENESIS_PREV_HASH,
 };
 pub use error::StoreError;
+pub use log_reader::{Entry, LogReader, Unreadable};
 pub use sled_store::{SledStore, StoreStats};

@@ -130,12 +130,18 @@ pub(crate) fn command(
     }))
 }
 
-pub(crate) fn checkpoint(trees: &Trees, name: &str) -> Result<u64, StoreError> {
-    validate::id("checkpoint name", name)?;
-    match trees.checkpoints.get(name.as_bytes())? {
-        None => Ok(0),
-        Some(bytes) => {
-            decode_u64(&bytes).ok_or_else(|| StoreError::corrupt(0, format!("checkpoint {name:?}")))
-        }
-    }
+/// The dispute that reserved `order_id`, once its events are durable.
+pub(crate) fn order_holder(
+    trees: &Trees,
+    order_id: &str,
+    head: u64,
+) -> Result<Option<String>, StoreError> {
+    validate::id("order_id", order_id)?;
+    let Some(bytes) = trees.orders.get(order_id.as_bytes())? else {
+        return Ok(None);
+    };
+    let dispute_id = String::from_utf8(bytes.to_vec())
+        .map_err(|_| StoreError::corrupt(0, format!("order {order_id:?} holder unreadable")))?;
+    let durable = stream_version(trees, &dispute_id, head)? > 0;
+    Ok(durable.then_some(dispute_id))
 }

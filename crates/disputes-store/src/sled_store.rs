@@ -16,8 +16,7 @@ use crate::disk::DiskSync;
 use crate::envelope::{Draft, Envelope, NewEvent};
 use crate::error::StoreError;
 use crate::layout::{
-    seq_key, CHECKPOINTS_TREE, COMMANDS_TREE, EVENTS_TREE, META_TREE, ORDERS_TREE, STREAMS_TREE,
-    VERSIONS_TREE,
+    COMMANDS_TREE, EVENTS_TREE, META_TREE, ORDERS_TREE, STREAMS_TREE, VERSIONS_TREE,
 };
 use crate::writer::{self, Append, Durable, Job, Seal, WriterParts, Written};
 use crate::{reads, recovery, validate, verify};
@@ -42,11 +41,10 @@ pub(crate) struct Trees {
     pub commands: sled::Tree,
     pub orders: sled::Tree,
     pub meta: sled::Tree,
-    pub checkpoints: sled::Tree,
 }
 
 impl Trees {
-    fn open(db: &sled::Db) -> Result<Trees, StoreError> {
+    pub(crate) fn open(db: &sled::Db) -> Result<Trees, StoreError> {
         Ok(Trees {
             events: db.open_tree(EVENTS_TREE)?,
             streams: db.open_tree(STREAMS_TREE)?,
@@ -54,7 +52,6 @@ impl Trees {
             commands: db.open_tree(COMMANDS_TREE)?,
             orders: db.open_tree(ORDERS_TREE)?,
             meta: db.open_tree(META_TREE)?,
-            checkpoints: db.open_tree(CHECKPOINTS_TREE)?,
         })
     }
 }
@@ -281,29 +278,16 @@ impl EventStore for SledStore {
         reads::command(self.trees(), command_id, self.head())
     }
 
+    fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError> {
+        reads::order_holder(self.trees(), order_id, self.head())
+    }
+
     fn stream_version(&self, dispute_id: &str) -> Result<u64, StoreError> {
         reads::stream_version(self.trees(), dispute_id, self.head())
     }
 
-    fn checkpoint(&self, name: &str) -> Result<u64, StoreError> {
-        reads::checkpoint(self.trees(), name)
-    }
-
-    /// Not synced by itself: durable with the next group commit or sled's own periodic flush
-    /// (every 500 ms). After a crash a checkpoint may be older than the last one set, never newer
-    /// than the recovered head (sled recovers a prefix of its log).
-    fn set_checkpoint(&self, name: &str, seq: u64) -> Result<(), StoreError> {
-        validate::id("checkpoint name", name)?;
-        let head = self.head();
-        if seq > head {
-            return Err(StoreError::invalid(format!(
-                "checkpoint {seq} is beyond the head {head}"
-            )));
-        }
-        self.trees()
-            .checkpoints
-            .insert(name.as_bytes(), &seq_key(seq))?;
-        Ok(())
+    fn failure(&self) -> Option<StoreError> {
+        self.inner.durable.failure()
     }
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {

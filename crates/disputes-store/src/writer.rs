@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
 use tokio::sync::watch;
@@ -57,6 +57,8 @@ pub(crate) struct Seal {
 pub(crate) struct Durable {
     head: AtomicU64,
     watch: watch::Sender<u64>,
+    /// The writer's first storage failure: from then on it refuses every append.
+    failure: Mutex<Option<StoreError>>,
     /// Group commits made durable, and appends acknowledged: for benchmarks and metrics.
     pub commits: AtomicU64,
     pub appends: AtomicU64,
@@ -67,6 +69,7 @@ impl Durable {
         Durable {
             head: AtomicU64::new(head),
             watch: watch::Sender::new(head),
+            failure: Mutex::new(None),
             commits: AtomicU64::new(0),
             appends: AtomicU64::new(0),
         }
@@ -78,6 +81,10 @@ impl Durable {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.watch.subscribe()
+    }
+
+    pub fn failure(&self) -> Option<StoreError> {
+        self.failure.lock().expect("failure lock").clone()
     }
 
     fn advance(&self, head: u64) {
@@ -125,7 +132,9 @@ struct Writer {
     group_commit_max: usize,
     /// The last seq committed to sled (durable or not yet).
     committed: u64,
-    /// The first storage failure: from then on every append is refused until the store is reopened.
+    /// The first storage failure: from then on every append is refused. sled 0.34 cannot go on
+    /// after a failed write (its next flush waits forever, even once the disk has room again), so
+    /// nothing here tries to: the process must open the store afresh.
     failure: Option<StoreError>,
 }
 
@@ -166,8 +175,9 @@ impl Writer {
     /// One reply per job, in order.
     fn apply(&mut self, jobs: &[Job]) -> Vec<Reply> {
         if let Some(error) = &self.failure {
-            let refusal =
-                StoreError::Unavailable(format!("the store failed earlier ({error}); reopen it"));
+            let refusal = StoreError::Unavailable(format!(
+                "the store failed earlier ({error}); it takes no writes until it is opened again"
+            ));
             return jobs.iter().map(|_| Err(refusal.clone())).collect();
         }
         match append_tx::apply_batch(&self.trees, jobs) {
@@ -206,7 +216,9 @@ impl Writer {
     }
 
     fn fail(&mut self, error: &StoreError) {
-        tracing::error!(%error, "event store failed: refusing appends until reopened");
+        tracing::error!(%error, "event store failed: refusing appends until it is opened again");
         self.failure.get_or_insert(error.clone());
+        let mut shared = self.durable.failure.lock().expect("failure lock");
+        shared.get_or_insert(error.clone());
     }
 }

@@ -6,7 +6,6 @@
 //! JetStream's `DISPUTE_EVENTS` over NATS, which an auditor can read without access to the
 //! service's disk. An entry is an envelope, or what is wrong with the bytes found at a seq.
 
-use std::collections::hash_map::Entry as Slot;
 use std::collections::HashMap;
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -16,17 +15,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
 use chrono::{DateTime, Utc};
-use disputes_store::layout::{
-    decode_u64, seq_key, stream_prefix, EVENTS_TREE, EVENT_SCHEMA_V1, FORMAT, FORMAT_KEY,
-    META_TREE, STREAMS_TREE,
-};
 use disputes_store::{
-    compute_hash, ActorRef, Envelope, SledStore, StoreOptions, GENESIS_PREV_HASH,
+    compute_hash, parse_envelope, Entry, Envelope, LogReader, SledStore, StoreError, StoreOptions,
+    Unreadable, GENESIS_PREV_HASH,
 };
 use futures::StreamExt;
-use serde::Deserialize;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::config::NatsConfig;
 use crate::handler::try_decode;
@@ -56,19 +50,8 @@ pub struct StreamSource {
     pub consumer: String,
 }
 
-/// The bytes found at `seq` are not an envelope.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unreadable {
-    /// The store's key; [`UNKNOWN_SEQ`] for a stream message (whose seq is in what is unreadable).
-    pub seq: u64,
-    pub reason: String,
-}
-
-/// [`Unreadable::seq`] when the position is not known.
+/// [`Unreadable::seq`] when the position is not known (a stream message: the expected seq).
 pub const UNKNOWN_SEQ: u64 = 0;
-
-/// One entry of the log as read.
-pub type Entry = Result<Envelope, Unreadable>;
 
 impl Source {
     /// Calls `each` with every entry of seq ≥ `from_seq` (of one dispute, when given), in seq
@@ -81,18 +64,25 @@ impl Source {
     ) -> anyhow::Result<()> {
         match self {
             Source::Store(dir) => {
-                let log = LogReader::open(dir)?;
-                match dispute_id {
-                    Some(id) => log.for_each_of(id, from_seq, each),
-                    None => {
-                        for entry in log.entries(from_seq) {
-                            if each(entry?)?.is_break() {
-                                break;
-                            }
-                        }
-                        Ok(())
+                let log = match open_log(dir) {
+                    Ok(log) => log,
+                    // A log sled cannot even open is broken before its first event.
+                    Err(Opened::Damaged(reason)) => {
+                        let _stop = each(Err(Unreadable { seq: 1, reason }))?;
+                        return Ok(());
+                    }
+                    Err(Opened::Failed(error)) => return Err(error),
+                };
+                let entries: Box<dyn Iterator<Item = Entry>> = match dispute_id {
+                    Some(id) => Box::new(log.dispute_entries(id, from_seq)),
+                    None => Box::new(log.entries(from_seq)),
+                };
+                for entry in entries {
+                    if each(entry)?.is_break() {
+                        break;
                     }
                 }
+                Ok(())
             }
             Source::Nats(stream) => {
                 let prefix = &stream.nats.subject_prefix;
@@ -132,160 +122,24 @@ impl Source {
     }
 }
 
-/// The event log of a data dir, read straight from sled, for auditing: no start-up check (the
-/// store's own open refuses a log whose tail does not check out, where an auditor wants to be
-/// shown the first broken seq), no writer thread, nothing written. Reads every entry as stored,
-/// whatever the store's head and indexes say.
-pub struct LogReader {
-    _db: sled::Db,
-    events: sled::Tree,
-    streams: sled::Tree,
+/// Why a data dir's log could not be opened for reading.
+enum Opened {
+    /// What is on disk is damaged: the history is broken.
+    Damaged(String),
+    Failed(anyhow::Error),
 }
 
-impl LogReader {
-    /// Opens `<data_dir>/events`, which must be a disputes store.
-    pub fn open(data_dir: &Path) -> anyhow::Result<LogReader> {
-        let path = data_dir.join("events");
-        anyhow::ensure!(
-            path.join("db").exists(),
-            "no event store at {}",
+/// The event log of a data dir (`<data>/events`), opened read-only, without the store's start-up
+/// checks (see [`LogReader`]).
+fn open_log(data_dir: &Path) -> Result<LogReader, Opened> {
+    let path = data_dir.join("events");
+    LogReader::open(&path).map_err(|error| match error {
+        StoreError::Corrupt { reason, .. } => Opened::Damaged(reason),
+        error => Opened::Failed(anyhow::Error::new(error).context(format!(
+            "open the event store at {} (if a running service holds it, audit the stream with --nats-url, or a copy of the data dir; if another `disputes audit` does, wait for it)",
             path.display()
-        );
-        let db = sled::Config::new().path(&path).open().with_context(|| {
-            format!(
-                "open the event store at {} (if a running service holds it, audit the stream with --nats-url, or a copy of the data dir; if another `disputes audit` does, wait for it)",
-                path.display()
-            )
-        })?;
-        let meta = db.open_tree(META_TREE)?;
-        anyhow::ensure!(
-            meta.get(FORMAT_KEY)?.as_deref() == Some(FORMAT),
-            "{} is not a disputes event store (no format marker)",
-            path.display()
-        );
-        Ok(LogReader {
-            events: db.open_tree(EVENTS_TREE)?,
-            streams: db.open_tree(STREAMS_TREE)?,
-            _db: db,
-        })
-    }
-
-    /// Every entry of seq ≥ `from_seq`, in seq order.
-    pub fn entries(&self, from_seq: u64) -> impl Iterator<Item = anyhow::Result<Entry>> + '_ {
-        self.events.range(seq_key(from_seq)..).map(|item| {
-            let (key, bytes) = item?;
-            let seq = decode_u64(&key).context("an event key is not 8 bytes")?;
-            Ok(decode_stored(seq, &bytes))
-        })
-    }
-
-    /// The entry at `seq`, if there is one.
-    pub fn entry(&self, seq: u64) -> anyhow::Result<Option<Entry>> {
-        Ok(self
-            .events
-            .get(seq_key(seq))?
-            .map(|bytes| decode_stored(seq, &bytes)))
-    }
-
-    /// The entries of one dispute with seq ≥ `from_seq`, in version order, found through the
-    /// store's stream index, until `each` answers `Break`.
-    pub fn for_each_of(
-        &self,
-        dispute_id: &str,
-        from_seq: u64,
-        mut each: impl FnMut(Entry) -> anyhow::Result<ControlFlow<()>>,
-    ) -> anyhow::Result<()> {
-        for item in self.streams.scan_prefix(stream_prefix(dispute_id)) {
-            let (_, value) = item?;
-            let seq = decode_u64(&value).context("a stream index entry is not 8 bytes")?;
-            if seq < from_seq {
-                continue;
-            }
-            let entry = self.entry(seq)?.with_context(|| {
-                format!("the stream index of {dispute_id} names seq {seq}, which holds no event")
-            })?;
-            if let Ok(e) = &entry {
-                anyhow::ensure!(
-                    e.dispute_id == dispute_id,
-                    "the stream index of {dispute_id} names seq {seq}, an event of {}",
-                    e.dispute_id
-                );
-            }
-            if each(entry)?.is_break() {
-                break;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// An envelope exactly as `protocol.md` defines it: an unknown field is refused, since it would be
-/// covered by no hash.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StrictEnvelope {
-    event_id: String,
-    seq: u64,
-    dispute_id: String,
-    version: u64,
-    #[serde(rename = "type")]
-    event_type: String,
-    occurred_at: String,
-    command_id: Option<String>,
-    actor: StrictActor,
-    data: Value,
-    prev_hash: String,
-    hash: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StrictActor {
-    role: String,
-    id: String,
-}
-
-/// Reads an envelope's JSON (a stream message, or a stored value after its schema byte).
-pub fn parse_envelope(json: &[u8]) -> Result<Envelope, String> {
-    let e: StrictEnvelope =
-        serde_json::from_slice(json).map_err(|e| format!("not an envelope: {e}"))?;
-    let occurred_at = disputes_domain::time::parse(&e.occurred_at)
-        .ok_or_else(|| format!("occurred_at {:?} is not RFC 3339", e.occurred_at))?;
-    Ok(Envelope {
-        event_id: e.event_id,
-        seq: e.seq,
-        dispute_id: e.dispute_id,
-        version: e.version,
-        event_type: e.event_type,
-        occurred_at,
-        command_id: e.command_id,
-        actor: ActorRef {
-            role: e.actor.role,
-            id: e.actor.id,
-        },
-        data: e.data,
-        prev_hash: e.prev_hash,
-        hash: e.hash,
+        ))),
     })
-}
-
-/// A stored value: the schema byte, then the envelope (`docs/store.md`), under key `seq`.
-fn decode_stored(seq: u64, bytes: &[u8]) -> Entry {
-    let unreadable = |reason: String| Unreadable { seq, reason };
-    let (&schema, json) = bytes
-        .split_first()
-        .ok_or_else(|| unreadable("an empty value".into()))?;
-    if schema != EVENT_SCHEMA_V1 {
-        return Err(unreadable(format!("unknown event schema byte {schema}")));
-    }
-    let envelope = parse_envelope(json).map_err(unreadable)?;
-    if envelope.seq != seq {
-        return Err(unreadable(format!(
-            "stored under seq {seq} but says seq {}",
-            envelope.seq
-        )));
-    }
-    Ok(envelope)
 }
 
 /// Opens the store itself (with its start-up checks), for `rebuild`.
@@ -312,8 +166,7 @@ async fn connect(config: &NatsConfig) -> anyhow::Result<async_nats::Client> {
 }
 
 /// Reads every message of the stream matching `filter` that exists now, in stream order, through
-/// a pull consumer named `source.consumer` (made afresh, deleted after). A message published again
-/// (identical: a re-publish outside JetStream's duplicate window) is read once.
+/// a pull consumer named `source.consumer` (made afresh, deleted after).
 async fn read_stream(
     source: &StreamSource,
     filter: &str,
@@ -357,8 +210,6 @@ async fn read_consumer(
         return Ok(());
     }
     let mut messages = consumer.messages().await?;
-    // seq → digest of the message first read for it.
-    let mut seen: HashMap<u64, [u8; 32]> = HashMap::new();
     while pending > 0 {
         let message = tokio::time::timeout(STREAM_MESSAGE_TIMEOUT, messages.next())
             .await
@@ -368,20 +219,11 @@ async fn read_consumer(
             .info()
             .map_err(|e| anyhow::anyhow!("message info: {e}"))?;
         pending = info.pending;
+        // Every message as it is: an event repeated on the stream is shown, and `verify` reports it.
         let entry = parse_envelope(&message.payload).map_err(|reason| Unreadable {
             seq: UNKNOWN_SEQ,
             reason: format!("stream message {}: {reason}", info.stream_sequence),
         });
-        if let Ok(envelope) = &entry {
-            let digest: [u8; 32] = Sha256::digest(&message.payload).into();
-            match seen.entry(envelope.seq) {
-                Slot::Occupied(first) if *first.get() == digest => continue,
-                Slot::Occupied(_) => {} // another event under a seq already read: verify says so
-                Slot::Vacant(slot) => {
-                    slot.insert(digest);
-                }
-            }
-        }
         if each(entry)?.is_break() {
             return Ok(());
         }
@@ -562,6 +404,13 @@ impl Verifier {
     /// Seq continuity, the link to the previous event, and the event's own hash.
     fn check_chain(&self, e: &Envelope) -> Result<(), String> {
         let expected_seq = self.expected_seq();
+        if e.seq < expected_seq {
+            return Err(format!(
+                "seq {} appears again after seq {}: the history holds an event twice",
+                e.seq,
+                expected_seq - 1
+            ));
+        }
         if e.seq != expected_seq {
             return Err(format!(
                 "seq {} where {expected_seq} was expected: an event is missing or out of order",
@@ -697,8 +546,15 @@ pub fn print_audit(audit: &Audit, out: &mut impl Write) -> std::io::Result<()> {
 /// `rebuild`: drops the read models and folds the log again, with progress on a terminal.
 pub fn rebuild(data_dir: &Path, policy: disputes_domain::Policy) -> anyhow::Result<u64> {
     let store = open_store(data_dir)?;
-    let projections = crate::projections::Projections::open(&data_dir.join("projections"), policy)?;
-    projections.clear()?;
+    // Dropped whole, not opened: damaged read models may not open at all.
+    let path = data_dir.join("projections");
+    match std::fs::remove_dir_all(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(|| format!("drop the read models at {}", path.display()))
+        }
+        _ => {}
+    }
+    let projections = crate::projections::Projections::open(&path, policy)?;
     let head = disputes_store::EventStore::head(&store);
     let tty = unsafe { libc::isatty(2) } == 1;
     let mut last_shown = 0;
@@ -736,6 +592,8 @@ pub fn audit_json(audit: &Audit) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use disputes_store::ActorRef;
+
     use super::*;
 
     /// A chain of `(dispute, type, data)` events, hashed as the store hashes them.
@@ -812,34 +670,5 @@ mod tests {
         let (seq, reason) = first_break(&events).unwrap();
         assert_eq!(seq, 1);
         assert!(reason.contains("before its DisputeOpened"), "{reason}");
-    }
-
-    #[test]
-    fn envelopes_with_fields_no_hash_covers_are_unreadable() {
-        let e = &chain(&[("d-1", "DisputeOpened", opened(100))])[0];
-        let mut value = serde_json::to_value(e).unwrap();
-        let bytes = |v: &Value| [&[EVENT_SCHEMA_V1][..], &serde_json::to_vec(v).unwrap()].concat();
-        assert_eq!(decode_stored(1, &bytes(&value)), Ok(e.clone()));
-        assert!(decode_stored(2, &bytes(&value))
-            .unwrap_err()
-            .reason
-            .contains("says seq 1"));
-        value["actor"]["note"] = json!("unhashed");
-        assert!(decode_stored(1, &bytes(&value))
-            .unwrap_err()
-            .reason
-            .contains("unknown field"));
-        value["actor"].as_object_mut().unwrap().remove("note");
-        value["extra"] = json!(1);
-        assert!(decode_stored(1, &bytes(&value))
-            .unwrap_err()
-            .reason
-            .contains("unknown field"));
-        let mut schema_2 = bytes(&value);
-        schema_2[0] = 2;
-        assert!(decode_stored(1, &schema_2)
-            .unwrap_err()
-            .reason
-            .contains("schema byte 2"));
     }
 }

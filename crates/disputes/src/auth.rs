@@ -11,7 +11,6 @@
 //! This module knows nothing of NATS or wire codes: the handler maps `TokenError` to `forbidden`
 //! (or `unavailable` when the nonce store cannot answer).
 
-use std::borrow::Cow;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -74,6 +73,8 @@ pub enum TokenError {
     Malformed(String),
     #[error("actor_token signature does not verify with any configured key")]
     BadSignature,
+    #[error("actor_token is signed by a key that may not sign for role {role}")]
+    RoleNotAllowed { role: String },
     #[error("actor_token lifetime of {lifetime_s}s exceeds token_ttl_max of {ttl_max_s}s")]
     TooLong { lifetime_s: i64, ttl_max_s: i64 },
     #[error("actor_token was issued in the future (iat {iat})")]
@@ -111,23 +112,9 @@ pub struct Expected<'a> {
 }
 
 /// Removes `actor_token` from a command body before the domain parses it (the domain refuses
-/// unknown fields). Returns the body to parse, and the field's value if it was there. A body
-/// over `body_bytes_max`, not JSON, not an object or without the field is given back unchanged,
-/// so the domain judges it exactly as before.
-pub fn split_token(body: &[u8], body_bytes_max: usize) -> (Cow<'_, [u8]>, Option<Value>) {
-    if body.len() > body_bytes_max {
-        return (Cow::Borrowed(body), None);
-    }
-    let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(body) else {
-        return (Cow::Borrowed(body), None);
-    };
-    match object.remove(TOKEN_FIELD) {
-        None => (Cow::Borrowed(body), None),
-        Some(token) => {
-            let rest = serde_json::to_vec(&Value::Object(object)).expect("JSON re-serializes");
-            (Cow::Owned(rest), Some(token))
-        }
-    }
+/// unknown fields); its value, if it was there.
+pub fn take_token(body: &mut Value) -> Option<Value> {
+    body.as_object_mut()?.remove(TOKEN_FIELD)
 }
 
 /// One configured gateway key: standard base64 of the 32-byte Ed25519 public key.
@@ -145,9 +132,25 @@ pub fn parse_public_key(text: &str) -> anyhow::Result<VerifyingKey> {
         .map_err(|e| anyhow::anyhow!("{text:?} is not an Ed25519 public key: {e}"))
 }
 
+/// A gateway's public key, and the roles it may sign for (`None`: any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayKey {
+    pub key: VerifyingKey,
+    pub roles: Option<Vec<disputes_domain::Role>>,
+}
+
+impl GatewayKey {
+    fn may_sign_for(&self, role: &str) -> bool {
+        match &self.roles {
+            None => true,
+            Some(roles) => roles.iter().any(|r| r.as_str() == role),
+        }
+    }
+}
+
 /// Checks actor tokens against the configured keys and the nonces already seen.
 pub struct Verifier {
-    keys: Vec<VerifyingKey>,
+    keys: Vec<GatewayKey>,
     ttl_max_s: i64,
     nonces: NonceStore,
 }
@@ -162,13 +165,13 @@ impl Verifier {
         if config.actor_tokens == ActorTokens::Off {
             return Ok(None);
         }
-        let keys = config.verifying_keys()?;
+        let keys = config.gateway_keys()?;
         let nonces = NonceStore::open(&data_dir.join("nonces"), now)?;
         let ttl_max_s = i64::try_from(config.token_ttl_max.as_secs()).expect("ttl is bounded");
         Ok(Some(Verifier::new(keys, ttl_max_s, nonces)))
     }
 
-    pub fn new(keys: Vec<VerifyingKey>, ttl_max_s: i64, nonces: NonceStore) -> Verifier {
+    pub fn new(keys: Vec<GatewayKey>, ttl_max_s: i64, nonces: NonceStore) -> Verifier {
         assert!(!keys.is_empty() && keys.len() <= PUBLIC_KEYS_MAX);
         assert!(ttl_max_s > 0);
         Verifier {
@@ -192,14 +195,19 @@ impl Verifier {
         now: DateTime<Utc>,
     ) -> Result<Claims, TokenError> {
         let token = token.ok_or(TokenError::Missing)?;
-        let claims = self.authentic(token)?;
+        let (claims, key) = self.authentic(token)?;
+        if !key.may_sign_for(&claims.role) {
+            return Err(TokenError::RoleNotAllowed {
+                role: claims.role.clone(),
+            });
+        }
         self.judge(&claims, expected, now)?;
         self.nonces.claim(&claims, fingerprint, now)?;
         Ok(claims)
     }
 
-    /// The claims of a token signed by one of our keys.
-    fn authentic(&self, token: &str) -> Result<Claims, TokenError> {
+    /// The claims of a token signed by one of our keys, and that key.
+    fn authentic(&self, token: &str) -> Result<(Claims, &GatewayKey), TokenError> {
         let malformed = |why: &str| TokenError::Malformed(why.to_owned());
         if token.len() > TOKEN_BYTES_MAX {
             return Err(malformed("longer than 2048 bytes"));
@@ -219,13 +227,16 @@ impl Verifier {
             .and_then(|bytes| bytes.try_into().ok())
             .ok_or_else(|| malformed("the signature is not 64 bytes of base64url"))?;
         let signature = Signature::from_bytes(&signature);
-        let signed_by_us = self
+        let key = self
             .keys
             .iter()
-            .any(|key| key.verify_strict(signed.as_bytes(), &signature).is_ok());
-        if !signed_by_us {
-            return Err(TokenError::BadSignature);
-        }
+            .find(|gateway| {
+                gateway
+                    .key
+                    .verify_strict(signed.as_bytes(), &signature)
+                    .is_ok()
+            })
+            .ok_or(TokenError::BadSignature)?;
         let claims = TOKEN_B64
             .decode(claims)
             .map_err(|_| malformed("the claims are not base64url"))?;
@@ -234,7 +245,7 @@ impl Verifier {
         if !is_nonce(&claims.nonce) {
             return Err(malformed("the nonce is not 16 to 64 of [A-Za-z0-9_-]"));
         }
-        Ok(claims)
+        Ok((claims, key))
     }
 
     /// Lifetime, expiry, and that the token is for this actor and dispute.
@@ -447,7 +458,11 @@ mod tests {
 
     fn verifier(dir: &Path) -> Verifier {
         let nonces = NonceStore::open(&dir.join("nonces"), now()).unwrap();
-        Verifier::new(vec![gateway().verifying_key()], 300, nonces)
+        let key = GatewayKey {
+            key: gateway().verifying_key(),
+            roles: None,
+        };
+        Verifier::new(vec![key], 300, nonces)
     }
 
     fn verify(v: &Verifier, token: &str) -> Result<Claims, TokenError> {
@@ -584,6 +599,33 @@ mod tests {
     }
 
     #[test]
+    fn a_key_bound_to_roles_signs_only_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let nonces = NonceStore::open(&dir.path().join("nonces"), now()).unwrap();
+        let buyers_only = GatewayKey {
+            key: gateway().verifying_key(),
+            roles: Some(vec![disputes_domain::Role::Buyer]),
+        };
+        let v = Verifier::new(vec![buyers_only], 300, nonces);
+        assert!(verify(&v, &sign(&gateway(), &claims("nonce-0000000000009"))).is_ok());
+        let as_seller = Claims {
+            role: "seller".into(),
+            actor_id: "s-1".into(),
+            ..claims("nonce-0000000000010")
+        };
+        let expected = Expected {
+            role: "seller",
+            actor_id: "s-1",
+            dispute_id: "d-1",
+        };
+        let refused = v.verify(Some(&sign(&gateway(), &as_seller)), expected, FP, now());
+        assert!(
+            matches!(refused, Err(TokenError::RoleNotAllowed { ref role }) if role == "seller"),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
     fn padded_segments_are_accepted() {
         let dir = tempfile::tempdir().unwrap();
         let v = verifier(dir.path());
@@ -593,18 +635,19 @@ mod tests {
     }
 
     #[test]
-    fn the_token_field_is_split_off_the_body() {
-        let body = br#"{"command_id":"c-1","actor_token":"v1.x.y","data":{}}"#;
-        let (rest, token) = split_token(body, 1024);
-        assert_eq!(token, Some(Value::String("v1.x.y".into())));
-        let rest: Value = serde_json::from_slice(&rest).unwrap();
-        assert_eq!(rest, serde_json::json!({"command_id": "c-1", "data": {}}));
-        for unchanged in [&b"not json"[..], b"[1]", br#"{"command_id":"c-1"}"#] {
-            let (rest, token) = split_token(unchanged, 1024);
-            assert_eq!((rest.as_ref(), token), (unchanged, None));
+    fn the_token_field_is_taken_off_the_body() {
+        let mut body =
+            serde_json::json!({"command_id": "c-1", "actor_token": "v1.x.y", "data": {}});
+        assert_eq!(take_token(&mut body), Some(Value::String("v1.x.y".into())));
+        assert_eq!(body, serde_json::json!({"command_id": "c-1", "data": {}}));
+        for mut unchanged in [
+            serde_json::json!([1]),
+            serde_json::json!({"command_id": "c-1"}),
+        ] {
+            let before = unchanged.clone();
+            assert_eq!(take_token(&mut unchanged), None);
+            assert_eq!(unchanged, before);
         }
-        let (rest, token) = split_token(body, 10);
-        assert_eq!((rest.as_ref(), token), (&body[..], None), "over the limit");
     }
 
     #[test]

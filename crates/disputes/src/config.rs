@@ -26,6 +26,10 @@ pub struct NatsConfig {
     pub subject_prefix: String,
     pub events_stream: String,
     pub deadlines_stream: String,
+    /// Reply subjects the service answers on: a request whose reply subject starts with none of
+    /// these (or that has none) is dropped, so that no requester can aim a reply at the service's
+    /// own streams, lease or endpoints.
+    pub reply_prefixes: Vec<String>,
     /// A `.creds` file (JWT + nkey seed).
     pub creds: Option<PathBuf>,
     pub user: Option<String>,
@@ -44,6 +48,7 @@ impl Default for NatsConfig {
             subject_prefix: "disputes".into(),
             events_stream: "DISPUTE_EVENTS".into(),
             deadlines_stream: "DISPUTE_DEADLINES".into(),
+            reply_prefixes: vec!["_INBOX.".into()],
             creds: None,
             user: None,
             password: None,
@@ -53,6 +58,49 @@ impl Default for NatsConfig {
             tls_cert: None,
             tls_key: None,
         }
+    }
+}
+
+impl NatsConfig {
+    /// Whether the service answers requests whose reply subject is `reply`.
+    pub fn answers_on(&self, reply: &str) -> bool {
+        self.reply_prefixes
+            .iter()
+            .any(|prefix| reply.starts_with(prefix.as_str()))
+    }
+
+    /// Each prefix must be at least one whole subject token and no wildcard, and none may lead to
+    /// a subject of the service's own (its prefix, JetStream's API and KV, the services API).
+    fn check_reply_prefixes(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.reply_prefixes.is_empty(),
+            "[nats] reply_prefixes must name at least one prefix (the default is [\"_INBOX.\"])"
+        );
+        let own = [
+            format!("{}.", self.subject_prefix),
+            "$JS.".into(),
+            "$KV.".into(),
+            "$SRV.".into(),
+            "$O.".into(),
+        ];
+        for prefix in &self.reply_prefixes {
+            let whole_tokens = prefix.ends_with('.')
+                && prefix[..prefix.len() - 1]
+                    .split('.')
+                    .all(|t| !t.is_empty() && !t.contains(['*', '>', ' ']));
+            anyhow::ensure!(
+                whole_tokens,
+                "[nats] reply_prefixes: {prefix:?} must be whole subject tokens ending with a dot, without wildcards (like \"_INBOX.\")"
+            );
+            let reaches_own = own
+                .iter()
+                .any(|own| own.starts_with(prefix.as_str()) || prefix.starts_with(own.as_str()));
+            anyhow::ensure!(
+                !reaches_own,
+                "[nats] reply_prefixes: {prefix:?} would let a requester aim replies at the service's own subjects"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -202,11 +250,32 @@ impl LimitsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub actor_tokens: ActorTokens,
-    /// The gateways' Ed25519 public keys, standard base64 of the 32 bytes.
-    pub public_keys: Vec<String>,
+    /// The gateways' Ed25519 public keys, standard base64 of the 32 bytes; each may be bound to
+    /// the roles it may sign for.
+    pub public_keys: Vec<PublicKeyConfig>,
     /// The longest lifetime (`exp - iat`) a token may have.
     #[serde(with = "humantime_serde_compat")]
     pub token_ttl_max: Duration,
+}
+
+/// One gateway key: `"<base64>"` signs for any role, `{ key = "<base64>", roles = ["buyer"] }`
+/// only for the roles listed (so a compromised buyer gateway cannot act as a seller).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PublicKeyConfig {
+    AnyRole(String),
+    Bound {
+        key: String,
+        roles: Vec<disputes_domain::Role>,
+    },
+}
+
+impl PublicKeyConfig {
+    fn key(&self) -> &str {
+        match self {
+            PublicKeyConfig::AnyRole(key) | PublicKeyConfig::Bound { key, .. } => key,
+        }
+    }
 }
 
 /// Whether commands must carry an `actor_token`.
@@ -231,8 +300,9 @@ impl Default for AuthConfig {
 }
 
 impl AuthConfig {
-    /// The configured keys, each checked; with tokens required there must be at least one.
-    pub fn verifying_keys(&self) -> anyhow::Result<Vec<ed25519_dalek::VerifyingKey>> {
+    /// The configured keys, each checked, with the roles each may sign for; with tokens required
+    /// there must be at least one.
+    pub fn gateway_keys(&self) -> anyhow::Result<Vec<crate::auth::GatewayKey>> {
         anyhow::ensure!(
             self.public_keys.len() <= crate::auth::PUBLIC_KEYS_MAX,
             "[auth] public_keys: at most {} keys",
@@ -244,7 +314,22 @@ impl AuthConfig {
         );
         self.public_keys
             .iter()
-            .map(|key| crate::auth::parse_public_key(key).context("[auth] public_keys"))
+            .map(|entry| {
+                let key =
+                    crate::auth::parse_public_key(entry.key()).context("[auth] public_keys")?;
+                let roles = match entry {
+                    PublicKeyConfig::AnyRole(_) => None,
+                    PublicKeyConfig::Bound { roles, .. } => {
+                        anyhow::ensure!(
+                            !roles.is_empty() && !roles.contains(&disputes_domain::Role::System),
+                            "[auth] public_keys: the roles of key {:?} must name buyer, seller or mediator",
+                            entry.key()
+                        );
+                        Some(roles.clone())
+                    }
+                };
+                Ok(crate::auth::GatewayKey { key, roles })
+            })
             .collect()
     }
 
@@ -253,7 +338,7 @@ impl AuthConfig {
             !self.token_ttl_max.is_zero() && self.token_ttl_max <= crate::auth::TOKEN_TTL_MAX_LIMIT,
             "[auth] token_ttl_max must be longer than zero and at most 24h"
         );
-        self.verifying_keys().map(drop)
+        self.gateway_keys().map(drop)
     }
 }
 
@@ -287,6 +372,7 @@ impl Config {
                     .all(|t| !t.is_empty() && !t.contains(['*', '>', ' '])),
             "[nats] subject_prefix {prefix:?} must be dot-separated tokens without wildcards"
         );
+        self.nats.check_reply_prefixes()?;
         self.policy.to_policy()?;
         self.http.addr()?;
         anyhow::ensure!(
@@ -375,6 +461,63 @@ mod tests {
         assert_eq!(config.auth.token_ttl_max, Duration::from_secs(300));
         let error = config.validate().unwrap_err();
         assert!(format!("{error:#}").contains("REPLACE"), "{error:#}");
+    }
+
+    #[test]
+    fn reply_prefixes_default_to_inboxes_and_may_not_reach_the_services_own_subjects() {
+        let config: Config = toml::from_str("").unwrap();
+        assert!(config.nats.answers_on("_INBOX.abc.1"));
+        for reply in [
+            "$KV.DISPUTES_LEASES.disputes",
+            "disputes.cmd.rule",
+            "_INBOX",
+            "x",
+        ] {
+            assert!(!config.nats.answers_on(reply), "{reply}");
+        }
+        let parse = |prefixes: &str| {
+            toml::from_str::<Config>(&format!("[nats]\nreply_prefixes = {prefixes}"))
+                .unwrap()
+                .validate()
+        };
+        parse(r#"["_INBOX.", "replies.gateway-1."]"#).unwrap();
+        for bad in [
+            r#"[]"#,
+            r#"["_INBOX"]"#,
+            r#"["disputes."]"#,
+            r#"["$KV."]"#,
+            r#"["$"]"#,
+            r#"["a.*."]"#,
+            r#"["."]"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_gateway_key_may_be_bound_to_the_roles_it_signs_for() {
+        use base64::Engine as _;
+        let key = |seed: u8| {
+            let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]).verifying_key();
+            base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+        };
+        let (a, b) = (key(1), key(2));
+        let config: Config = toml::from_str(&format!(
+            "[auth]\nactor_tokens = \"required\"\npublic_keys = [{a:?}, {{ key = {b:?}, roles = [\"buyer\"] }}]"
+        ))
+        .unwrap();
+        let keys = config.auth.gateway_keys().unwrap();
+        assert_eq!(keys[0].roles, None);
+        assert_eq!(keys[1].roles, Some(vec![disputes_domain::Role::Buyer]));
+        for roles in ["[]", "[\"system\"]"] {
+            let config: Config = toml::from_str(&format!(
+                "[auth]\npublic_keys = [{{ key = {b:?}, roles = {roles} }}]"
+            ))
+            .unwrap();
+            assert!(config.validate().is_err(), "{roles}");
+        }
+        let unknown = format!("[auth]\npublic_keys = [{{ key = {b:?}, roles = [\"admin\"] }}]");
+        assert!(toml::from_str::<Config>(&unknown).is_err());
     }
 
     #[test]

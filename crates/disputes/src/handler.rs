@@ -132,18 +132,12 @@ impl<S: EventStore> CommandHandler<S> {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Reply, Refusal> {
-        if domain::CommandType::parse(command_type)
-            .is_none_or(|t| t == domain::CommandType::ExpireDeadline)
-        {
-            return Err(Refusal::new(
-                ErrorCode::UnknownCommand,
-                format!("no command named {command_type:?}"),
-            ));
-        }
+        let command_type = domain::public_command_type(command_type)?;
+        let mut body = domain::read_body(body, &self.limits)?;
         // The token is not part of the command: a retry with a fresh token is the same command.
-        let (body, token) = auth::split_token(body, self.limits.body_bytes_max);
-        let fingerprint = self.fingerprint_of(command_type, &body);
-        match self.judge(command_type, &body, token, fingerprint.clone(), now) {
+        let token = auth::take_token(&mut body);
+        let fingerprint = fingerprint_of(command_type, &body);
+        match self.judge(command_type, body, token, fingerprint.as_ref(), now) {
             Ok(reply) => Ok(reply),
             // Rule 1 of "which refusal wins": a repeated command id is answered from its first
             // reply, whatever else is wrong with it now (a stale `expected_version`, a state that
@@ -160,21 +154,21 @@ impl<S: EventStore> CommandHandler<S> {
     /// Parse, check the actor, decide and append.
     fn judge(
         &self,
-        command_type: &str,
-        body: &[u8],
+        command_type: domain::CommandType,
+        body: Value,
         token: Option<Value>,
-        fingerprint: Option<(String, String)>,
+        fingerprint: Option<&Fingerprint>,
         now: DateTime<Utc>,
     ) -> Result<Reply, Refusal> {
-        let parsed = domain::parse_command(command_type, body, &self.limits)?;
-        let Some((command_id, fingerprint)) = fingerprint else {
-            unreachable!("a body that parses as a command has a command_id");
+        let parsed = domain::parse_command_value(command_type, body, &self.limits)?;
+        let Some(fingerprint) = fingerprint else {
+            unreachable!("a body that parses as a command has a valid command_id");
         };
-        debug_assert_eq!(command_id, parsed.command_id.as_str());
-        self.check_actor(&parsed, token, &fingerprint, now)?;
+        debug_assert_eq!(fingerprint.command_id, parsed.command_id.as_str());
+        self.check_actor(&parsed, token, &fingerprint.digest, now)?;
         let record = CommandRecord {
-            command_id,
-            fingerprint,
+            command_id: fingerprint.command_id.clone(),
+            fingerprint: fingerprint.digest.clone(),
             meta: Value::Null,
         };
         self.decide_and_append(
@@ -223,28 +217,18 @@ impl<S: EventStore> CommandHandler<S> {
         }
     }
 
-    /// The command id and fingerprint of a body, when it is a JSON object with a string `command_id`.
-    fn fingerprint_of(&self, command_type: &str, body: &[u8]) -> Option<(String, String)> {
-        if body.len() > self.limits.body_bytes_max {
-            return None;
-        }
-        let value: Value = serde_json::from_slice(body).ok()?;
-        let command_id = value.get("command_id")?.as_str()?.to_owned();
-        // The canonical form can be as long as the body; the store keeps its SHA-256.
-        let canonical = domain::fingerprint(command_type, &value);
-        let digest = sha2::Sha256::digest(canonical.as_bytes());
-        let hex = digest.iter().map(|b| format!("{b:02x}")).collect();
-        Some((command_id, hex))
-    }
-
     /// Rule 1 of "which refusal wins": a repeated command id is answered from its first reply.
-    fn replay(&self, fingerprint: Option<&(String, String)>) -> Result<Option<Reply>, Refusal> {
-        let Some((command_id, fingerprint)) = fingerprint else {
+    fn replay(&self, fingerprint: Option<&Fingerprint>) -> Result<Option<Reply>, Refusal> {
+        let Some(fingerprint) = fingerprint else {
             return Ok(None);
         };
-        match self.store.command(command_id).map_err(store_refusal)? {
+        match self
+            .store
+            .command(&fingerprint.command_id)
+            .map_err(store_refusal)?
+        {
             None => Ok(None),
-            Some(outcome) => replayed(outcome, fingerprint).map(Some),
+            Some(outcome) => replayed(outcome, &fingerprint.digest).map(Some),
         }
     }
 
@@ -305,6 +289,9 @@ impl<S: EventStore> CommandHandler<S> {
         let actor = actor_ref(&request.actor);
         for _ in 0..APPEND_ATTEMPTS_MAX {
             let (state, source) = self.load(dispute_id)?;
+            if let (State::Initial, domain::Command::Open(open)) = (&state, &request.command) {
+                self.check_order_free(open.order_id.as_str())?;
+            }
             let events = match domain::decide(&state, request, now, &self.policy) {
                 Ok(events) if !events.is_empty() => events,
                 // A decision against a cached state that changes nothing (a refusal, a stale
@@ -345,12 +332,7 @@ impl<S: EventStore> CommandHandler<S> {
                 Err(StoreError::OrderTaken {
                     order_id,
                     dispute_id,
-                }) => {
-                    return Err(Refusal::new(
-                        ErrorCode::AlreadyExists,
-                        format!("order {order_id} already has dispute {dispute_id}"),
-                    ))
-                }
+                }) => return Err(order_taken(&order_id, &dispute_id)),
                 Err(error) => return Err(store_refusal(error)),
             }
         }
@@ -378,6 +360,16 @@ impl<S: EventStore> CommandHandler<S> {
         Ok((state, Source::Store))
     }
 
+    /// Step 3 of "which refusal wins" for an `open`: an order that already has a dispute is
+    /// `already_exists`, whoever sends it, before the actor is judged (step 4). The store's
+    /// reservation at append time still decides a race between two new disputes.
+    fn check_order_free(&self, order_id: &str) -> Result<(), Refusal> {
+        match self.store.order_holder(order_id).map_err(store_refusal)? {
+            None => Ok(()),
+            Some(dispute_id) => Err(order_taken(order_id, &dispute_id)),
+        }
+    }
+
     /// Whether `state` is at the store's current version of the dispute.
     fn is_current(&self, dispute_id: &str, state: &State) -> Result<bool, Refusal> {
         let version = self
@@ -386,6 +378,27 @@ impl<S: EventStore> CommandHandler<S> {
             .map_err(store_refusal)?;
         Ok(version == state.version())
     }
+}
+
+/// A command's id and the digest of its type and body: what tells a repeat from another command.
+#[derive(Debug, Clone)]
+struct Fingerprint {
+    command_id: String,
+    digest: String,
+}
+
+/// The fingerprint of a body with a valid `command_id` (only such a command can have been
+/// recorded, so only such a command can be a repeat).
+fn fingerprint_of(command_type: domain::CommandType, body: &Value) -> Option<Fingerprint> {
+    let command_id = body.get("command_id")?.as_str()?;
+    domain::CommandId::parse(command_id).ok()?;
+    // The canonical form can be as long as the body; the store keeps its SHA-256.
+    let canonical = domain::fingerprint(command_type.as_str(), body);
+    let digest = sha2::Sha256::digest(canonical.as_bytes());
+    Some(Fingerprint {
+        command_id: command_id.to_owned(),
+        digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
+    })
 }
 
 /// Where [`CommandHandler::load`] found a state.
@@ -552,6 +565,13 @@ fn status_of(state: &State) -> String {
         State::Active(dispute) => dispute.status().as_str().to_owned(),
         State::Initial => unreachable!("events leave a dispute active"),
     }
+}
+
+fn order_taken(order_id: &str, dispute_id: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::AlreadyExists,
+        format!("order {order_id} already has dispute {dispute_id}"),
+    )
 }
 
 fn opened_order(events: &[Event]) -> Option<String> {

@@ -19,3 +19,4 @@ pub mod queries;
 pub mod scheduler;
 pub mod service;
 pub mod shutdown;
+pub mod storage;

@@ -97,11 +97,31 @@ impl Histogram {
     }
 }
 
+/// Why a request was dropped without being applied or answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// A plain publish: nobody to answer.
+    NoReplySubject,
+    /// A reply subject outside `[nats] reply_prefixes`.
+    ReplySubjectRefused,
+}
+
+impl Dropped {
+    pub fn label(self) -> &'static str {
+        match self {
+            Dropped::NoReplySubject => "no_reply_subject",
+            Dropped::ReplySubjectRefused => "reply_subject_refused",
+        }
+    }
+}
+
 /// Everything the service exports.
 pub struct Metrics {
     /// (command type, result code) → count.
     commands: Mutex<BTreeMap<(String, String), u64>>,
     pub command_latency: Histogram,
+    /// reason → requests dropped unanswered (see [`Dropped`]).
+    dropped: Mutex<BTreeMap<&'static str, u64>>,
     pub events_appended: Counter,
     pub store_seq: Gauge,
     pub published_seq: Gauge,
@@ -117,6 +137,7 @@ impl Default for Metrics {
         Metrics {
             commands: Mutex::default(),
             command_latency: Histogram::new(LATENCY_BUCKETS),
+            dropped: Mutex::default(),
             events_appended: Counter::default(),
             store_seq: Gauge::default(),
             published_seq: Gauge::default(),
@@ -136,8 +157,29 @@ impl Metrics {
             .or_default() += 1;
     }
 
+    pub fn dropped(&self, why: Dropped) {
+        *self
+            .dropped
+            .lock()
+            .expect("metrics lock")
+            .entry(why.label())
+            .or_default() += 1;
+    }
+
     pub fn render(&self) -> String {
         let mut out = String::new();
+        out.push_str("# HELP disputes_requests_dropped_total Requests dropped unanswered and unapplied, by reason.\n");
+        out.push_str("# TYPE disputes_requests_dropped_total counter\n");
+        let dropped = self.dropped.lock().expect("metrics lock");
+        for why in [Dropped::NoReplySubject, Dropped::ReplySubjectRefused] {
+            let n = dropped.get(why.label()).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "disputes_requests_dropped_total{{reason=\"{}\"}} {n}",
+                why.label()
+            );
+        }
+        drop(dropped);
         out.push_str("# HELP disputes_commands_total Commands handled, by type and result code.\n");
         out.push_str("# TYPE disputes_commands_total counter\n");
         for ((t, code), n) in self.commands.lock().expect("metrics lock").iter() {

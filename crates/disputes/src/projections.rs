@@ -42,8 +42,21 @@ const FORMAT: &[u8] = b"read-models/2";
 pub enum ProjectionError {
     #[error("projection storage: {0}")]
     Storage(#[from] sled::Error),
+    #[error("drop damaged read models: {0}")]
+    Drop(std::io::Error),
     #[error("corrupt projection record {key}: {reason}")]
     Corrupt { key: String, reason: String },
+}
+
+impl ProjectionError {
+    /// Whether what is on disk is damaged (rather than out of reach).
+    fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            ProjectionError::Storage(sled::Error::Corruption { .. })
+                | ProjectionError::Corrupt { .. }
+        )
+    }
 }
 
 /// One dispute as the read models keep it.
@@ -73,7 +86,25 @@ pub struct Projections {
 }
 
 impl Projections {
+    /// Opens the read models at `path`. They are derived data: damaged ones (sled finds a bad
+    /// checksum, or a record does not read back) are dropped and start empty, to be folded again
+    /// from the log by the caller's catch-up.
     pub fn open(path: &Path, policy: Policy) -> Result<Projections, ProjectionError> {
+        match Projections::open_as_is(path, policy) {
+            Err(error) if error.is_damage() => {
+                tracing::error!(
+                    %error,
+                    path = %path.display(),
+                    "the read models are damaged: dropping them; they are rebuilt from the event log"
+                );
+                std::fs::remove_dir_all(path).map_err(ProjectionError::Drop)?;
+                Projections::open_as_is(path, policy)
+            }
+            opened => opened,
+        }
+    }
+
+    fn open_as_is(path: &Path, policy: Policy) -> Result<Projections, ProjectionError> {
         let db = sled::Config::new()
             .path(path)
             .flush_every_ms(Some(1000))

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use disputes_store::{Envelope, EventStore};
 
-use crate::projections::{Projections, BATCH_EVENTS_MAX};
+use crate::projections::{ProjectionError, Projections, BATCH_EVENTS_MAX};
 use crate::shutdown::Shutdown;
+use crate::storage::Fault;
 
 /// Applies one batch after the checkpoint; the number of events applied.
 fn step<S: EventStore>(store: &S, projections: &Projections) -> anyhow::Result<usize> {
@@ -82,6 +83,7 @@ pub fn catch_up_blocking<S: EventStore>(
 pub async fn run<S: EventStore + 'static>(
     store: Arc<S>,
     projections: Arc<Projections>,
+    fault: Arc<Fault>,
     shutdown: Shutdown,
 ) {
     let mut head = store.subscribe();
@@ -91,6 +93,9 @@ pub async fn run<S: EventStore + 'static>(
             Ok(Ok(n)) if n > 0 => continue,
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
+                if let Some(error @ ProjectionError::Storage(_)) = e.downcast_ref() {
+                    fault.report("the read models", error);
+                }
                 tracing::error!(error = %format!("{e:#}"), "projection failed; retrying");
                 if shutdown.sleep(Duration::from_millis(500)).await {
                     return;
@@ -148,14 +153,14 @@ mod tests {
         fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError> {
             self.inner.command(command_id)
         }
+        fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError> {
+            self.inner.order_holder(order_id)
+        }
         fn stream_version(&self, dispute_id: &str) -> Result<u64, StoreError> {
             self.inner.stream_version(dispute_id)
         }
-        fn checkpoint(&self, name: &str) -> Result<u64, StoreError> {
-            self.inner.checkpoint(name)
-        }
-        fn set_checkpoint(&self, name: &str, seq: u64) -> Result<(), StoreError> {
-            self.inner.set_checkpoint(name, seq)
+        fn failure(&self) -> Option<StoreError> {
+            self.inner.failure()
         }
         fn verify(&self) -> Result<VerifyReport, StoreError> {
             self.inner.verify()

@@ -1,44 +1,78 @@
-//! Publishes the store's global log to JetStream, in seq order, from a durable checkpoint.
+//! Publishes the store's global log to JetStream, in seq order, each event exactly once.
 //!
-//! The store is the source of truth. Each event goes to `<prefix>.evt.<dispute_id>.<type>` with
-//! `Nats-Msg-Id: <event_id>`, so JetStream drops re-sends inside its duplicate window. NATS may lose
-//! its unsynced tail in a crash, so at start and after every reconnect we read the stream's last
-//! event and, when it is behind our checkpoint, publish again from there.
+//! The store is the source of truth; the stream says how far it got. Each event goes to
+//! `<prefix>.evt.<dispute_id>.<type>` with `Nats-Msg-Id: <event_id>`. Where to resume is decided
+//! from the stream itself, never from a checkpoint of ours that may lag it: at start, after every
+//! reconnect and after any failed publish, [`Publisher::resume`] reads the stream's last event of
+//! ours (skipping foreign messages), checks that it is the store's event at that seq, hash for
+//! hash, and publishes from the next seq.
+//!
+//! Every publish names the stream's last sequence it expects (`Nats-Expected-Last-Sequence`), and
+//! every publish after the first of a pipeline also the message id it expects last
+//! (`Nats-Expected-Last-Msg-Id`: the event before it). So JetStream stores an event only right
+//! after the one before it: an ack lost in transit, a foreign message or a second publisher make
+//! the next publish fail instead of storing a repeat or leaving a gap, and we resume from the
+//! stream again. JetStream's duplicate window is not relied on; it only lasts two minutes.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use async_nats::jetstream;
+use async_nats::jetstream::{self, stream::Stream};
 use async_nats::HeaderMap;
-use disputes_store::{Envelope, EventStore};
+use disputes_store::{parse_envelope, Envelope, EventStore};
 use tokio::sync::watch;
 
 use crate::shutdown::Shutdown;
 
-pub const CHECKPOINT: &str = "publisher";
 /// Events read from the store and in flight to JetStream at once.
 const BATCH_EVENTS_MAX: usize = 256;
 const RETRY_DELAY: Duration = Duration::from_millis(500);
+/// How long to wait before looking again at a stream that does not match the store.
+const DIVERGED_RETRY_DELAY: Duration = Duration::from_secs(10);
+/// Messages read back from the stream's end, at most, looking for the last event of ours.
+pub const RESUME_SCAN_MAX: u64 = 1024;
+
+/// Where publishing resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Resume {
+    /// The stream's last sequence (0: empty): what the next publish must expect.
+    stream_last: u64,
+    /// The store seq to publish next.
+    next: u64,
+}
+
+/// Why the publisher cannot go on.
+#[derive(Debug, thiserror::Error)]
+enum ResumeError {
+    /// NATS did not answer, or answered an error: try again soon.
+    #[error(transparent)]
+    Unreachable(#[from] anyhow::Error),
+    /// The stream holds what the store does not: publishing stops until an operator looks.
+    #[error("the events stream does not match the store: {0}")]
+    Diverged(String),
+}
 
 pub struct Publisher<S> {
     store: Arc<S>,
     js: jetstream::Context,
     stream_name: String,
     prefix: String,
-    /// The last seq JetStream acknowledged, for the publish-lag metric.
+    /// The last seq the stream is known to hold, for the publish-lag metric.
     published: watch::Sender<u64>,
+    /// Why the publisher is stopped, if it is: for `/healthz`.
+    problem: watch::Sender<Option<String>>,
 }
 
 impl<S: EventStore + 'static> Publisher<S> {
     pub fn new(store: Arc<S>, js: jetstream::Context, stream_name: String, prefix: String) -> Self {
-        let published = watch::Sender::new(0);
         Publisher {
             store,
             js,
             stream_name,
             prefix,
-            published,
+            published: watch::Sender::new(0),
+            problem: watch::Sender::new(None),
         }
     }
 
@@ -46,108 +80,189 @@ impl<S: EventStore + 'static> Publisher<S> {
         self.published.subscribe()
     }
 
-    /// Runs until shutdown: catch up, then follow the store's head.
+    /// `Some(why)` while the publisher cannot publish.
+    pub fn problem(&self) -> watch::Receiver<Option<String>> {
+        self.problem.subscribe()
+    }
+
+    /// Runs until shutdown: resume from the stream, then follow the store's head.
     pub async fn run(self, mut connected: watch::Receiver<u64>, shutdown: Shutdown) {
         let mut head = self.store.subscribe();
-        let mut next = 0; // 0: reconcile with the stream first
+        let mut at: Option<Resume> = None;
         loop {
-            if next == 0 {
-                match self.reconcile().await {
-                    Ok(seq) => next = seq,
+            let resume = match at {
+                Some(resume) => resume,
+                None => match self.resume().await {
+                    Ok(resume) => {
+                        self.problem.send_replace(None);
+                        resume
+                    }
                     Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "publisher: cannot read the events stream; retrying");
-                        if shutdown.sleep(RETRY_DELAY).await {
+                        let delay = self.stalled(&e);
+                        if shutdown.sleep(delay).await {
                             return;
                         }
                         continue;
                     }
-                }
-            }
-            match self.publish_from(next).await {
+                },
+            };
+            match self.publish_from(resume).await {
                 Ok(Some(after)) => {
-                    next = after;
+                    at = Some(after);
                     continue;
                 }
-                Ok(None) => {}
+                Ok(None) => at = Some(resume),
                 Err(e) => {
-                    tracing::warn!(error = %format!("{e:#}"), "publisher: publish failed; will reconcile and retry");
-                    next = 0;
+                    tracing::warn!(error = %format!("{e:#}"), "publisher: publish failed; resuming from the stream");
+                    at = None;
                     if shutdown.sleep(RETRY_DELAY).await {
                         return;
                     }
                     continue;
                 }
             }
-            // Caught up: wait for a new append, a reconnect (reconcile), or shutdown.
+            // Caught up: wait for a new append, a reconnect (resume), or shutdown.
             tokio::select! {
                 changed = head.changed() => if changed.is_err() { return },
                 changed = connected.changed() => {
                     if changed.is_err() { return }
-                    next = 0;
+                    at = None;
                 }
                 _ = shutdown.wait() => return,
             }
         }
     }
 
-    /// The seq to publish next: after our checkpoint, or earlier when the stream lost its tail.
-    async fn reconcile(&self) -> anyhow::Result<u64> {
-        let checkpoint = self.checkpoint().await?;
-        let stream_last = self.stream_last_seq().await?;
-        let next = if stream_last < checkpoint {
-            tracing::warn!(
-                stream_last,
-                checkpoint,
-                "the events stream lacks events we published; publishing them again"
-            );
-            stream_last + 1
-        } else {
-            checkpoint + 1
-        };
-        self.published.send_replace(next - 1);
-        Ok(next)
+    /// Logs why the publisher cannot go on; how long to wait before trying again.
+    fn stalled(&self, error: &ResumeError) -> Duration {
+        let why = format!("{error:#}");
+        match error {
+            ResumeError::Unreachable(_) => {
+                tracing::warn!(error = %why, "publisher: cannot read the events stream; retrying");
+                RETRY_DELAY
+            }
+            ResumeError::Diverged(_) => {
+                tracing::error!(error = %why, "publisher: stopped; nothing more is published until the stream and the store agree (docs/operations.md)");
+                self.problem.send_replace(Some(why));
+                DIVERGED_RETRY_DELAY
+            }
+        }
     }
 
-    /// The store seq of the stream's last event (0 when empty).
-    async fn stream_last_seq(&self) -> anyhow::Result<u64> {
+    /// Finds the last event of ours on the stream and checks it against the store.
+    async fn resume(&self) -> Result<Resume, ResumeError> {
         let mut stream = self
             .js
             .get_stream(&self.stream_name)
             .await
             .context("get events stream")?;
         let info = stream.info().await.context("events stream info")?;
-        let last = info.state.last_sequence;
-        if info.state.messages == 0 || last == 0 {
-            return Ok(0);
+        let (first, last) = (info.state.first_sequence, info.state.last_sequence);
+        let mut resume = Resume {
+            stream_last: last,
+            next: 1,
+        };
+        if info.state.messages == 0 {
+            self.published.send_replace(0);
+            return Ok(resume);
         }
-        let message = stream
-            .get_raw_message(last)
-            .await
-            .context("read the stream's last event")?;
-        let envelope: Envelope = serde_json::from_slice(&message.payload)
-            .context("the stream's last message is not an envelope")?;
-        Ok(envelope.seq)
+        let lowest = first.max(last.saturating_sub(RESUME_SCAN_MAX - 1)).max(1);
+        for stream_seq in (lowest..=last).rev() {
+            let Some(envelope) = self.ours_at(&stream, stream_seq).await? else {
+                continue;
+            };
+            self.check_against_store(&envelope).await?;
+            resume.next = envelope.seq + 1;
+            self.published.send_replace(envelope.seq);
+            return Ok(resume);
+        }
+        if lowest > first.max(1) {
+            return Err(ResumeError::Diverged(format!(
+                "none of the stream's last {RESUME_SCAN_MAX} messages (up to stream seq {last}) is an event of ours"
+            )));
+        }
+        // Only foreign messages: nothing of ours was published yet.
+        self.published.send_replace(0);
+        Ok(resume)
     }
 
-    async fn checkpoint(&self) -> anyhow::Result<u64> {
+    /// The event of ours at `stream_seq`, or `None` for a foreign message (logged) or a gap.
+    async fn ours_at(&self, stream: &Stream, stream_seq: u64) -> anyhow::Result<Option<Envelope>> {
+        let message = match stream.get_raw_message(stream_seq).await {
+            Ok(message) => message,
+            Err(e) if e.kind() == jetstream::stream::RawMessageErrorKind::NoMessageFound => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e).context("read a message of the events stream"),
+        };
+        let msg_id = message
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .map(|v| v.as_str().to_owned());
+        let envelope = parse_envelope(&message.payload).ok().filter(|e| {
+            msg_id.as_deref() == Some(e.event_id.as_str())
+                && message.subject.as_str() == event_subject(&self.prefix, e)
+        });
+        if envelope.is_none() {
+            tracing::warn!(
+                stream_seq,
+                subject = %message.subject,
+                "the events stream holds a message that is not an event of ours; skipping it"
+            );
+        }
+        Ok(envelope)
+    }
+
+    /// The stream's event must be the store's event at its seq, byte for byte in its hash.
+    async fn check_against_store(&self, envelope: &Envelope) -> Result<(), ResumeError> {
         let store = self.store.clone();
-        Ok(tokio::task::spawn_blocking(move || store.checkpoint(CHECKPOINT)).await??)
+        let seq = envelope.seq;
+        let stored = tokio::task::spawn_blocking(move || store.read_from(seq, 1))
+            .await
+            .context("read the store")?
+            .context("read the store")?;
+        match stored.first() {
+            Some(ours) if ours.hash == envelope.hash => Ok(()),
+            Some(ours) => Err(ResumeError::Diverged(format!(
+                "the stream's event at seq {seq} has hash {}, the store's {}",
+                envelope.hash, ours.hash
+            ))),
+            None => Err(ResumeError::Diverged(format!(
+                "the stream holds seq {seq}, beyond the store's head {}",
+                self.store.head()
+            ))),
+        }
     }
 
-    /// Publishes one batch from `next`; `Some(seq after it)`, or `None` when there was nothing to send.
-    async fn publish_from(&self, next: u64) -> anyhow::Result<Option<u64>> {
+    /// Publishes one batch from `at`; where to go on after it, or `None` when there was nothing
+    /// to send. Any error means: look at the stream again before publishing anything more.
+    async fn publish_from(&self, at: Resume) -> anyhow::Result<Option<Resume>> {
         let store = self.store.clone();
         let events =
-            tokio::task::spawn_blocking(move || store.read_from(next, BATCH_EVENTS_MAX)).await??;
+            tokio::task::spawn_blocking(move || store.read_from(at.next, BATCH_EVENTS_MAX))
+                .await??;
         let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(None);
         };
-        assert_eq!(events[0].seq, next, "the store's log is gap-free");
+        assert_eq!(events[0].seq, at.next, "the store's log is gap-free");
         let mut acks = Vec::with_capacity(events.len());
-        for envelope in &events {
-            let subject = event_subject(&self.prefix, envelope);
+        let mut previous: Option<&str> = None;
+        for (i, envelope) in events.iter().enumerate() {
             let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", envelope.event_id.as_str());
+            headers.insert(
+                async_nats::header::NATS_MESSAGE_ID,
+                envelope.event_id.as_str(),
+            );
+            let expected_last = at.stream_last + i as u64;
+            headers.insert(
+                async_nats::header::NATS_EXPECTED_LAST_SEQUENCE,
+                expected_last.to_string().as_str(),
+            );
+            if let Some(previous) = previous {
+                headers.insert(async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID, previous);
+            }
+            previous = Some(envelope.event_id.as_str());
+            let subject = event_subject(&self.prefix, envelope);
             let payload = serde_json::to_vec(envelope).expect("envelopes serialize");
             acks.push(
                 self.js
@@ -155,14 +270,24 @@ impl<S: EventStore + 'static> Publisher<S> {
                     .await?,
             );
         }
-        for ack in acks {
-            ack.await
-                .context("JetStream did not acknowledge an event")?;
+        for (i, ack) in acks.into_iter().enumerate() {
+            let ack = ack
+                .await
+                .with_context(|| format!("JetStream refused event seq {}", at.next + i as u64))?;
+            let expected = at.stream_last + i as u64 + 1;
+            anyhow::ensure!(
+                !ack.duplicate && ack.sequence == expected,
+                "JetStream stored event seq {} at stream seq {} (duplicate: {}), not {expected}",
+                at.next + i as u64,
+                ack.sequence,
+                ack.duplicate
+            );
+            self.published.send_replace(at.next + i as u64);
         }
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.set_checkpoint(CHECKPOINT, last)).await??;
-        self.published.send_replace(last);
-        Ok(Some(last + 1))
+        Ok(Some(Resume {
+            stream_last: at.stream_last + events.len() as u64,
+            next: last + 1,
+        }))
     }
 }
 

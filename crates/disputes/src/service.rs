@@ -13,16 +13,16 @@ use disputes_store::{EventStore, SledStore, StoreOptions};
 use futures::StreamExt;
 use tokio::sync::{watch, Semaphore};
 
-use crate::config::Config;
+use crate::config::{ActorTokens, Config};
 use crate::handler::CommandHandler;
 use crate::lease::{Lease, LeaseLost, RENEW_EVERY};
-use crate::metrics::Metrics;
+use crate::metrics::{Dropped, Metrics};
 use crate::projections::Projections;
 use crate::publisher::Publisher;
 use crate::queries::Queries;
 use crate::scheduler::{consume_expiries, Scheduler};
 use crate::shutdown::{self, Shutdown};
-use crate::{auth, http, nats, projector};
+use crate::{auth, http, nats, projector, storage};
 
 pub const SERVICE_NAME: &str = "disputes";
 pub const QUEUE_GROUP: &str = "disputes";
@@ -30,6 +30,11 @@ pub const QUEUE_GROUP: &str = "disputes";
 const DRAIN_MAX: Duration = Duration::from_secs(15);
 /// How long a clean stop waits for the publisher to send what the store holds.
 const PUBLISH_GRACE: Duration = Duration::from_secs(5);
+/// Room kept in a reply for what NATS adds to a message (headers of a service error).
+const REPLY_HEADROOM_BYTES: usize = 1024;
+/// How much longer than its request a command's reply can be: the envelopes' own fields
+/// (ids, hashes, times) around the data the request carried, for the events of one command.
+const COMMAND_REPLY_OVERHEAD_BYTES: usize = 16 * 1024;
 
 /// The current time, to the millisecond: every timestamp we store has this precision.
 pub fn now() -> DateTime<Utc> {
@@ -75,12 +80,21 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
     }
     let handler = Arc::new(handler);
     let metrics = Arc::new(Metrics::default());
+    let fault = Arc::new(storage::Fault::default());
+    let (restart_trigger, restart) = shutdown::channel();
 
     let prefix = config.nats.subject_prefix.clone();
     let (client, connected) = nats::connect(&config.nats, SERVICE_NAME).await?;
     let js = jetstream::new(client.clone());
     nats::ensure_events_stream(&js, &config.nats).await?;
     nats::ensure_deadlines_stream(&js, &config.nats).await?;
+    // Connected now (JetStream answered): the server's INFO is known.
+    let reply_bytes_max = reply_bytes_max(&client, &config)?;
+    if config.auth.actor_tokens == ActorTokens::Off && client.server_info().auth_required {
+        tracing::warn!(
+            "actor tokens are off while NATS requires credentials: a NATS user that may send a command type may send it as any actor that type allows (a buyer gateway may send accept_proposal as the seller, post_message as the mediator); require actor tokens with keys bound to roles (docs/operations.md, \"Signed actors\")"
+        );
+    }
     let lease = Lease::acquire(&js, &prefix, &config.store.path).await?;
 
     projector::catch_up(&store, &projections).await?;
@@ -88,6 +102,14 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
     tasks.spawn(projector::run(
         store.clone(),
         projections.clone(),
+        fault.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(storage::watch(
+        store.clone(),
+        fault.clone(),
+        config.store.path.clone(),
+        restart_trigger,
         shutdown.clone(),
     ));
     let publisher = Publisher::new(
@@ -97,6 +119,7 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
         prefix.clone(),
     );
     let published = publisher.published();
+    let publisher_problem = publisher.problem();
     tasks.spawn(publisher.run(connected, shutdown.clone()));
     let scheduler = Scheduler {
         projections: projections.clone(),
@@ -123,6 +146,8 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
             store: store.clone(),
             projections: projections.clone(),
             published: published.clone(),
+            publisher_problem,
+            fault: fault.clone(),
             client: client.clone(),
         });
         tasks.spawn(http::serve(listener, routes, shutdown.clone()));
@@ -132,19 +157,27 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
         store: store.clone(),
         projections: projections.clone(),
         list_limit_max: config.limits.list_limit_max,
-        body_bytes_max: config.limits.body_bytes_max,
+        limits: config.limits.to_limits(),
+        reply_bytes_max,
     });
     let endpoints = Endpoints {
         handler,
         queries,
         metrics,
         prefix,
+        nats: config.nats.clone(),
         inflight: Arc::new(Semaphore::new(config.limits.inflight_max)),
     };
     tracing::info!(url = %config.nats.url, data = %config.store.path.display(), "disputes serving");
     endpoints
-        .serve(&client, config.limits.inflight_max, &shutdown)
+        .serve(&client, config.limits.inflight_max, &shutdown, &restart)
         .await?;
+    if restart.is_set() {
+        // sled must not be touched again (dropping it flushes, which waits forever after a failed
+        // write): leave at once; everything acknowledged is on disk.
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+        std::process::exit(storage::EXIT_STORAGE_FAILED);
+    }
 
     wait_published(&store, published).await;
     shutdown_tasks(tasks).await;
@@ -163,11 +196,26 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
     Ok(())
 }
 
+/// The longest reply the service may send: the server's `max_payload`, less headroom. Refuses to
+/// start when a command's reply could not fit (`[limits] body_bytes_max` against `max_payload`).
+fn reply_bytes_max(client: &async_nats::Client, config: &Config) -> anyhow::Result<usize> {
+    let max_payload = client.server_info().max_payload;
+    let needed = config.limits.body_bytes_max + COMMAND_REPLY_OVERHEAD_BYTES + REPLY_HEADROOM_BYTES;
+    anyhow::ensure!(
+        max_payload >= needed,
+        "the NATS server's max_payload ({max_payload} bytes) is too small for [limits] body_bytes_max = {}: a command's reply can take {needed} bytes; raise max_payload or lower body_bytes_max",
+        config.limits.body_bytes_max
+    );
+    Ok(max_payload - REPLY_HEADROOM_BYTES)
+}
+
 struct Endpoints<S> {
     handler: Arc<CommandHandler<S>>,
     queries: Arc<Queries<S>>,
     metrics: Arc<Metrics>,
     prefix: String,
+    /// Which reply subjects are answered.
+    nats: crate::config::NatsConfig,
     inflight: Arc<Semaphore>,
 }
 
@@ -178,6 +226,7 @@ impl<S: EventStore + 'static> Endpoints<S> {
         client: &async_nats::Client,
         inflight_max: usize,
         shutdown: &Shutdown,
+        restart: &Shutdown,
     ) -> anyhow::Result<()> {
         let service = client
             .service_builder()
@@ -203,6 +252,7 @@ impl<S: EventStore + 'static> Endpoints<S> {
                 Some(request) = commands.next() => self.spawn_command(request).await,
                 Some(request) = queries.next() => self.spawn_query(request).await,
                 _ = shutdown.wait() => break,
+                _ = restart.wait() => break,
             }
         }
         tracing::info!("stopping: no new requests; draining those in flight");
@@ -222,7 +272,23 @@ impl<S: EventStore + 'static> Endpoints<S> {
         Ok(())
     }
 
+    /// Whether to work on a request at all: only one whose reply subject we may answer on. Any
+    /// other is dropped, neither applied nor answered, and counted.
+    fn admit(&self, request: &service::Request) -> bool {
+        let refused = match request.message.reply.as_deref() {
+            None => Dropped::NoReplySubject,
+            Some(reply) if !self.nats.answers_on(reply) => Dropped::ReplySubjectRefused,
+            Some(_) => return true,
+        };
+        tracing::debug!(subject = %request.message.subject, reason = refused.label(), "request dropped");
+        self.metrics.dropped(refused);
+        false
+    }
+
     async fn spawn_command(&self, request: service::Request) {
+        if !self.admit(&request) {
+            return;
+        }
         let permit = self
             .inflight
             .clone()
@@ -269,6 +335,9 @@ impl<S: EventStore + 'static> Endpoints<S> {
     }
 
     async fn spawn_query(&self, request: service::Request) {
+        if !self.admit(&request) {
+            return;
+        }
         let permit = self
             .inflight
             .clone()
@@ -279,11 +348,7 @@ impl<S: EventStore + 'static> Endpoints<S> {
         let name = token_after(&request.message.subject, &self.prefix, "query");
         tokio::spawn(async move {
             let answer = queries.answer(&name, &request.message.payload, now()).await;
-            respond(
-                &request,
-                serde_json::to_vec(&answer).expect("answers serialize"),
-            )
-            .await;
+            respond(&request, answer).await;
             drop(permit);
         });
     }
@@ -300,11 +365,8 @@ fn token_after(subject: &str, prefix: &str, kind: &str) -> String {
         .to_owned()
 }
 
-/// Replies when the request has a reply subject (a plain publish gets its effect, no answer).
+/// Replies to a request that [`Endpoints::admit`] let in.
 async fn respond(request: &service::Request, payload: Vec<u8>) {
-    if request.message.reply.is_none() {
-        return;
-    }
     if let Err(e) = request.respond(Ok(Bytes::from(payload))).await {
         tracing::warn!(error = %e, "could not send a reply");
     }
@@ -365,6 +427,8 @@ struct Routes<S> {
     store: Arc<S>,
     projections: Arc<Projections>,
     published: watch::Receiver<u64>,
+    publisher_problem: watch::Receiver<Option<String>>,
+    fault: Arc<storage::Fault>,
     client: async_nats::Client,
 }
 
@@ -391,6 +455,15 @@ impl<S: EventStore + 'static> http::Routes for Routes<S> {
     }
 
     fn healthy(&self) -> Result<(), String> {
+        if let Some(error) = self.store.failure() {
+            return Err(format!("storage: the event store failed: {error}"));
+        }
+        if let Some(failure) = self.fault.failure() {
+            return Err(format!("storage: {failure}"));
+        }
+        if let Some(problem) = self.publisher_problem.borrow().as_ref() {
+            return Err(format!("publisher stopped: {problem}"));
+        }
         match self.client.connection_state() {
             async_nats::connection::State::Connected => Ok(()),
             state => Err(format!("nats {state:?}")),

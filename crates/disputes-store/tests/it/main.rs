@@ -2,7 +2,6 @@
 
 mod bench;
 mod canonical;
-mod checkpoints;
 mod child;
 mod concurrency;
 mod crash;

@@ -93,12 +93,21 @@ fn a_changed_event_with_a_recomputed_hash_breaks_the_next_link() {
 fn verify_finds_bytes_that_are_not_the_canonical_form() {
     let dir = tempfile::tempdir().unwrap();
     twenty_events(dir.path());
-    // Same envelope, same hash, but an extra field the envelope type would silently drop.
+    // Same envelope, same hash, but an extra field no hash covers.
     tamper(dir.path(), 3, |bytes| {
         Some(replace(bytes, "{\"actor\"", "{\"x\":1,\"actor\""))
     });
     let (seq, reason, _) = first_break(dir.path());
     assert_eq!(seq, 3);
+    assert!(reason.contains("unknown field `x`"), "{reason}");
+    // Same fields, another form: a space the hash does not cover.
+    let dir = tempfile::tempdir().unwrap();
+    twenty_events(dir.path());
+    tamper(dir.path(), 5, |bytes| {
+        Some(replace(bytes, "{\"actor\"", "{ \"actor\""))
+    });
+    let (seq, reason, _) = first_break(dir.path());
+    assert_eq!(seq, 5);
     assert!(reason.contains("canonical"), "{reason}");
 }
 
