@@ -8,6 +8,7 @@
 mod cluster;
 mod permissions;
 mod probe;
+mod replies;
 mod shipped;
 mod tls;
 mod validity;

@@ -1119,3 +1119,82 @@ async fn the_shipped_auditor_user_audits_the_stream_and_nothing_else() {
         run.stderr
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// What the stream holds besides our events, and a log sled cannot read.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_repeated_on_the_stream_is_a_finding_and_publishing_goes_on_past_foreign_messages()
+{
+    let nats = NatsServer::start();
+    let mut service = Service::start(&nats.url(), "");
+    let client = Client::connect(&nats.url()).await;
+    service.wait_ready(&client).await;
+    let d = Dispute::new(&client);
+    d.open("not_received", 100, json!({"solution": "full_refund"}))
+        .await;
+    let first = crate::lifecycle::wait_stream(&d, 2).await;
+    // Someone with publish rights on the stream's subjects repeats an event (no message id, so
+    // JetStream keeps it) and adds a message that is no event at all.
+    assert_eq!(first[0]["seq"], 1);
+    let js = async_nats::jetstream::new(client.nats().clone());
+    let stream = js.get_stream("DISPUTE_EVENTS").await.unwrap();
+    let repeat = stream.get_raw_message(1).await.unwrap().payload;
+    let subject = format!("disputes.evt.{}.DisputeOpened", d.id);
+    js.publish(subject, repeat).await.unwrap().await.unwrap();
+    let garbage = format!("disputes.evt.{}.DisputeResolved", unique("d-forged"));
+    js.publish(garbage, br#"{"ok":true}"#.to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    // The service keeps publishing after them, each event once.
+    d.ok("accept_proposal", "seller", json!({})).await;
+    let events = crate::lifecycle::wait_stream(&d, 5).await;
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(
+        seqs,
+        vec![1, 2, 1, 3, 4],
+        "the repeat stays where it was put; later events follow once"
+    );
+
+    // The auditor reports the repeat instead of hiding it.
+    let run = on_stream(&nats.url(), &["verify"]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("BROKEN at seq 1: seq 1 appears again after seq 2"),
+        "{}",
+        run.stdout
+    );
+    drop(service);
+}
+
+#[test]
+fn verify_reports_a_log_sled_cannot_read_as_broken_history() {
+    let s = stopped();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(s.data_dir(), &data);
+    // Flip a byte inside a stored event: sled's checksum of what holds it no longer matches.
+    let db_file = data.join("events/db");
+    let mut bytes = std::fs::read(&db_file).unwrap();
+    let event_id = s.export[s.export.len() / 2]["event_id"].as_str().unwrap();
+    let at = bytes
+        .windows(event_id.len())
+        .position(|w| w == event_id.as_bytes())
+        .expect("the event id is in the log file");
+    bytes[at] ^= 0x01;
+    std::fs::write(&db_file, bytes).unwrap();
+    let run = on_dir(&data, &["verify"]);
+    assert_eq!(
+        run.code, 2,
+        "a broken history, not a failed run:\n{}{}",
+        run.stdout, run.stderr
+    );
+    assert!(run.stdout.starts_with("BROKEN at seq "), "{}", run.stdout);
+    let report: Value = serde_json::from_str(&on_dir(&data, &["verify", "--json"]).stdout).unwrap();
+    assert_eq!(report["ok"], false, "{report}");
+}

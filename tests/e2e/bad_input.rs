@@ -296,3 +296,118 @@ async fn unknown_commands_missing_disputes_and_the_system_role_are_refused() {
     .await;
     assert_eq!(d.history().await.len(), 2);
 }
+
+/// `body` as text with `FIELD` replaced: for what `json!` cannot write.
+fn text_body(d: &Dispute, role: &str, data: &str) -> Vec<u8> {
+    let mut body = serde_json::to_string(&d.body(role, json!({}))).unwrap();
+    body = body.replace("\"data\":{}", &format!("\"data\":{data}"));
+    assert!(body.contains(data), "{body}");
+    body.into_bytes()
+}
+
+#[tokio::test]
+async fn integers_out_of_range_are_invalid_value_however_they_are_written() {
+    let d = opened().await;
+    for amount in ["-0", "0", "-3", "9007199254740992", "18446744073709551616"] {
+        let data = format!(r#"{{"proposal":{{"solution":"partial_refund","amount":{amount}}}}}"#);
+        let body = text_body(&d, "seller", &data);
+        assert_code(&d, "counter_propose", body, "invalid_value").await;
+    }
+    for amount in ["-0.0", "5.5", "1e3"] {
+        let data = format!(r#"{{"proposal":{{"solution":"partial_refund","amount":{amount}}}}}"#);
+        let body = text_body(&d, "seller", &data);
+        assert_code(&d, "counter_propose", body, "invalid_request").await;
+    }
+    assert_eq!(d.history().await.len(), 2, "nothing appended");
+}
+
+#[tokio::test]
+async fn a_key_given_twice_is_invalid_request_in_commands_and_queries() {
+    let d = opened().await;
+    // The last value would make the buyer the sender of an `accept_proposal` it may not send.
+    let body = serde_json::to_string(&d.body("mediator", json!({}))).unwrap();
+    let twice = body.replace(
+        "\"role\":\"mediator\"",
+        "\"role\":\"mediator\",\"role\":\"seller\"",
+    );
+    assert_ne!(body, twice);
+    assert_code(&d, "accept_proposal", twice, "invalid_request").await;
+    let reply = d
+        .client
+        .nats()
+        .request(
+            "disputes.query.get",
+            format!(r#"{{"dispute_id":"{0}","dispute_id":"{0}"}}"#, d.id).into(),
+        )
+        .await
+        .unwrap();
+    let reply: Value = serde_json::from_slice(&reply.payload).unwrap();
+    assert_eq!(reply["error"]["code"], "invalid_request", "{reply}");
+    assert_eq!(d.history().await.len(), 2, "nothing appended");
+}
+
+#[tokio::test]
+async fn a_list_cursor_the_service_did_not_hand_out_is_invalid_value() {
+    let client = shared_client().await;
+    for after in ["zzzz-not-a-dispute", &unique("d")] {
+        let answer = client.query("list", json!({ "after": after })).await;
+        assert_eq!(
+            answer["error"]["code"], "invalid_value",
+            "{after}: {answer}"
+        );
+    }
+    let answer = client
+        .query("list", json!({"after": "not a cursor!"}))
+        .await;
+    assert_eq!(answer["error"]["code"], "invalid_value", "{answer}");
+    // A cursor handed out is taken.
+    let d = opened().await;
+    let answer = client.query("list", json!({ "after": d.id })).await;
+    assert_eq!(answer["ok"], true, "{answer}");
+}
+
+#[tokio::test]
+async fn an_id_not_matching_the_pattern_is_invalid_value_on_every_path() {
+    let d = opened().await;
+    for command_id in ["", "has space", &"x".repeat(65)] {
+        let mut body = d.body("buyer", json!({"text": "hello"}));
+        body["command_id"] = json!(command_id);
+        let reply = d.client.cmd("post_message", body).await;
+        assert_eq!(
+            reply["error"]["code"], "invalid_value",
+            "command_id {command_id:?}: {reply}"
+        );
+    }
+    let mut body = d.body("buyer", json!({"text": "hello"}));
+    body["dispute_id"] = json!("");
+    let reply = d.client.cmd("post_message", body).await;
+    assert_eq!(reply["error"]["code"], "invalid_value", "{reply}");
+    assert_eq!(d.history().await.len(), 2, "nothing appended");
+}
+
+#[tokio::test]
+async fn an_open_naming_an_order_that_has_a_dispute_is_already_exists_whoever_sends_it() {
+    let first = opened().await;
+    let mut second = Dispute::new(&first.client);
+    second.order = first.order.clone();
+    second.seller = first.seller.clone();
+    let open = json!({"order_id": first.order, "seller_id": first.seller, "reason": "not_received",
+        "order_amount": {"amount": 100, "currency": "USD"}, "proposal": {"solution": "full_refund"}});
+    // Step 3 (already_exists) comes before step 4 (forbidden) and step 5 (version_conflict).
+    second
+        .refused("open", "seller", open.clone(), "already_exists")
+        .await;
+    second
+        .refused("open", "mediator", open.clone(), "already_exists")
+        .await;
+    let mut body = second.body("buyer", open);
+    body["expected_version"] = json!(7);
+    let reply = second.client.cmd("open", body).await;
+    assert_eq!(reply["error"]["code"], "already_exists", "{reply}");
+    assert!(second.history().await.is_empty());
+    // A new order by the seller is still forbidden.
+    let third = Dispute::new(&first.client);
+    let open = json!({"order_id": third.order, "seller_id": third.seller, "reason": "not_received",
+        "order_amount": {"amount": 100, "currency": "USD"}, "proposal": {"solution": "full_refund"}});
+    third.refused("open", "seller", open, "forbidden").await;
+}

@@ -130,6 +130,11 @@ async fn an_unanswered_counter_proposal_escalates_as_if_rejected() {
         .find(|e| e["type"] == "DisputeEscalated")
         .unwrap();
     assert_eq!(escalated["data"]["cause"], "buyer_decision_timeout");
+    assert_eq!(
+        escalated["data"]["reason"],
+        Value::Null,
+        "no text on a timeout"
+    );
     let set = history
         .iter()
         .rev()

@@ -210,6 +210,33 @@ async fn not_received_escalates_to_shipping_proof_and_a_ruling() {
 }
 
 #[tokio::test]
+async fn the_escalation_carries_the_text_the_buyer_gave_when_rejecting_or_null() {
+    for reason in [json!("the counter-offer is too low"), Value::Null] {
+        let d = Dispute::new(&shared_client().await);
+        d.open("not_received", 4000, json!({"solution": "full_refund"}))
+            .await;
+        d.ok(
+            "counter_propose",
+            "seller",
+            json!({"proposal": {"solution": "partial_refund", "amount": 100}}),
+        )
+        .await;
+        let data = match &reason {
+            Value::Null => json!({}),
+            text => json!({ "reason": text }),
+        };
+        let r = d.ok("reject_proposal", "buyer", data).await;
+        let events = r["events"].as_array().unwrap();
+        let escalated = events
+            .iter()
+            .find(|e| e["type"] == "DisputeEscalated")
+            .unwrap();
+        assert_eq!(escalated["data"]["cause"], "buyer_rejected");
+        assert_eq!(escalated["data"]["reason"], reason, "{escalated}");
+    }
+}
+
+#[tokio::test]
 async fn not_as_described_escalates_to_evidence_and_a_ruled_return_with_a_problem() {
     let d = Dispute::new(&shared_client().await);
     d.open("not_as_described", 9000, json!({"solution": "full_refund"}))

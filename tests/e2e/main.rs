@@ -9,4 +9,5 @@ mod deadlines;
 mod faults;
 mod lifecycle;
 mod metrics;
+mod queries;
 mod support;
