@@ -15,6 +15,8 @@ wire_enum! {
         DeadlinePassed = "deadline_passed",
         VersionConflict = "version_conflict",
         Unavailable = "unavailable",
+        /// Queries only: a `min_seq` the read models did not reach in time.
+        Timeout = "timeout",
     }
 }
 

@@ -110,6 +110,15 @@ pub const EVENT_TYPES: [&str; 16] = [
 ];
 
 impl Event {
+    /// The event of type `event_type` with `data`, as an envelope carries them (read in place,
+    /// without copying `data`). An error means the pair is no event of ours.
+    pub fn decode(event_type: &str, data: &serde_json::Value) -> Result<Event, serde_json::Error> {
+        use serde::de::value::MapDeserializer;
+        let tag = serde_json::Value::String(event_type.to_owned());
+        let fields = [("type", &tag), ("data", data)];
+        Event::deserialize(MapDeserializer::new(fields.into_iter()))
+    }
+
     /// The `type` of the envelope (and the last token of its subject).
     pub fn event_type(&self) -> &'static str {
         EVENT_TYPES[self.index()]

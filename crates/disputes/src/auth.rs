@@ -26,7 +26,6 @@ use serde_json::Value;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional as _;
 
-use crate::config::{ActorTokens, AuthConfig};
 
 /// The name of the command body's optional field that carries the token.
 pub const TOKEN_FIELD: &str = "actor_token";
@@ -156,19 +155,16 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// `None` when `actor_tokens = "off"`; otherwise the keys and the nonce store in `data_dir`.
+    /// Checks tokens against `keys`, keeping seen nonces in `<data_dir>/nonces`.
     pub fn open(
-        config: &AuthConfig,
+        keys: Vec<GatewayKey>,
+        ttl_max: Duration,
         data_dir: &Path,
         now: DateTime<Utc>,
-    ) -> anyhow::Result<Option<Verifier>> {
-        if config.actor_tokens == ActorTokens::Off {
-            return Ok(None);
-        }
-        let keys = config.gateway_keys()?;
+    ) -> anyhow::Result<Verifier> {
         let nonces = NonceStore::open(&data_dir.join("nonces"), now)?;
-        let ttl_max_s = i64::try_from(config.token_ttl_max.as_secs()).expect("ttl is bounded");
-        Ok(Some(Verifier::new(keys, ttl_max_s, nonces)))
+        let ttl_max_s = i64::try_from(ttl_max.as_secs()).expect("ttl is bounded");
+        Ok(Verifier::new(keys, ttl_max_s, nonces))
     }
 
     pub fn new(keys: Vec<GatewayKey>, ttl_max_s: i64, nonces: NonceStore) -> Verifier {

@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::handler::{CommandHandler, Reply};
-use crate::service::now;
+use crate::clock::now;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {

@@ -333,11 +333,11 @@ fn fill_deadlines(
             }
         })
     };
-    in_threads(pending, "pending", &crate::service::now);
+    in_threads(pending, "pending", &crate::clock::now);
     let fill_secs = started.elapsed().as_secs_f64();
     // Start-up applies every event (two per dispute) to the read models before serving.
     let catch_up = TimeDelta::milliseconds((2 * (pending + burst) / 30) as i64);
-    let due_at = crate::service::now() + catch_up + TimeDelta::seconds(20);
+    let due_at = crate::clock::now() + catch_up + TimeDelta::seconds(20);
     in_threads(burst, "burst", &|| due_at - seller_response);
     Ok((crate::bench::rss_mb(), fill_secs, due_at))
 }

@@ -333,6 +333,19 @@ impl AuthConfig {
             .collect()
     }
 
+    /// The token checker, when `actor_tokens = "required"`.
+    pub fn verifier(
+        &self,
+        data_dir: &Path,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Option<crate::auth::Verifier>> {
+        if self.actor_tokens == ActorTokens::Off {
+            return Ok(None);
+        }
+        let keys = self.gateway_keys()?;
+        crate::auth::Verifier::open(keys, self.token_ttl_max, data_dir, now).map(Some)
+    }
+
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
             !self.token_ttl_max.is_zero() && self.token_ttl_max <= crate::auth::TOKEN_TTL_MAX_LIMIT,

@@ -521,11 +521,7 @@ pub fn decode(envelope: &Envelope) -> Event {
 
 /// The domain event an envelope holds, read from its `type` and `data` in place (no copy of the data).
 pub fn try_decode(envelope: &Envelope) -> Result<Event, serde_json::Error> {
-    use serde::de::value::MapDeserializer;
-    use serde::Deserialize as _;
-    let tag = Value::String(envelope.event_type.clone());
-    let fields = [("type", &tag), ("data", &envelope.data)];
-    Event::deserialize(MapDeserializer::new(fields.into_iter()))
+    Event::decode(&envelope.event_type, &envelope.data)
 }
 
 fn new_event(

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod bench_nats;
+pub mod clock;
 pub mod config;
 pub mod handler;
 pub mod http;

@@ -265,8 +265,10 @@ impl<S: EventStore + 'static> Queries<S> {
         // hold an in-flight slot for MIN_SEQ_WAIT, which a client could do on purpose.
         let head = self.store.head();
         if min_seq > head {
-            return Err(json!({"ok": false, "error": {"code": "timeout", "message":
-                format!("seq {min_seq} was never written (the log ends at {head})")}}));
+            return Err(refusal_json(
+                ErrorCode::Timeout,
+                &format!("seq {min_seq} was never written (the log ends at {head})"),
+            ));
         }
         let mut applied = self.projections.subscribe();
         let reached = tokio::time::timeout(MIN_SEQ_WAIT, applied.wait_for(|seq| *seq >= min_seq))
@@ -274,8 +276,13 @@ impl<S: EventStore + 'static> Queries<S> {
             .is_ok_and(|r| r.is_ok());
         match reached {
             true => Ok(()),
-            false => Err(json!({"ok": false, "error": {"code": "timeout", "message":
-                format!("the read models did not reach seq {min_seq} within {}s", MIN_SEQ_WAIT.as_secs())}})),
+            false => Err(refusal_json(
+                ErrorCode::Timeout,
+                &format!(
+                    "the read models did not reach seq {min_seq} within {}s",
+                    MIN_SEQ_WAIT.as_secs()
+                ),
+            )),
         }
     }
 }

@@ -281,7 +281,7 @@ async fn apply<S: EventStore + 'static>(
             &msg.dispute_id,
             msg.deadline,
             msg.due_at,
-            crate::service::now(),
+            crate::clock::now(),
         )
     })
     .await;

@@ -8,7 +8,6 @@ use anyhow::Context as _;
 use async_nats::jetstream;
 use async_nats::service::{self, ServiceExt};
 use bytes::Bytes;
-use chrono::{DateTime, TimeZone, Utc};
 use disputes_store::{EventStore, SledStore, StoreOptions};
 use futures::StreamExt;
 use tokio::sync::{watch, Semaphore};
@@ -22,7 +21,8 @@ use crate::publisher::Publisher;
 use crate::queries::Queries;
 use crate::scheduler::{consume_expiries, Scheduler};
 use crate::shutdown::{self, Shutdown};
-use crate::{auth, http, nats, projector, storage};
+use crate::clock::now;
+use crate::{http, nats, projector, storage};
 
 pub const SERVICE_NAME: &str = "disputes";
 pub const QUEUE_GROUP: &str = "disputes";
@@ -35,13 +35,6 @@ const REPLY_HEADROOM_BYTES: usize = 1024;
 /// How much longer than its request a command's reply can be: the envelopes' own fields
 /// (ids, hashes, times) around the data the request carried, for the events of one command.
 const COMMAND_REPLY_OVERHEAD_BYTES: usize = 16 * 1024;
-
-/// The current time, to the millisecond: every timestamp we store has this precision.
-pub fn now() -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(Utc::now().timestamp_millis())
-        .single()
-        .expect("valid now")
-}
 
 /// The data dir's two sled dbs: the event log (the truth) and the read models (derived).
 pub fn open_store(config: &Config) -> anyhow::Result<SledStore> {
@@ -71,7 +64,7 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
     let store = Arc::new(open_store(&config)?);
     let projections = Arc::new(open_projections(&config)?);
     let mut handler = CommandHandler::new(store.clone(), policy, config.limits.to_limits());
-    if let Some(verifier) = auth::Verifier::open(&config.auth, &config.store.path, now())? {
+    if let Some(verifier) = config.auth.verifier(&config.store.path, now())? {
         tracing::info!(
             keys = verifier.keys_count(),
             "actor tokens required on every command"
