@@ -23,7 +23,7 @@ demo:
 
 # Every benchmark workload, sized to finish in about five minutes here (docs/performance.md).
 bench:
-    cargo build --release -p disputes
+    cargo build --release -p disputes -p disputes-bench
     target/release/disputes bench inproc --disputes 4000 --concurrency 16
     target/release/disputes bench nats --disputes 2000 --concurrency 16
     target/release/disputes bench replay --disputes 111112

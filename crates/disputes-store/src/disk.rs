@@ -8,11 +8,9 @@ use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::error::StoreError;
-use crate::limits::EINTR_RETRIES_MAX;
 
 pub(crate) struct DiskSync {
     dir: PathBuf,
@@ -116,29 +114,13 @@ fn list(dir: &Path, out: &mut BTreeSet<OsString>) -> Result<bool, StoreError> {
     Ok(true)
 }
 
-/// `fdatasync(2)`: the file's data and the metadata needed to read it back (its size) reach
-/// stable storage, the drive's write cache flushed.
+/// `fdatasync(2)` (std retries it when a signal interrupts it): the file's data and the metadata
+/// needed to read it back (its size) reach stable storage, the drive's write cache flushed.
 pub(crate) fn fdatasync(file: &File) -> io::Result<()> {
-    retry(|| unsafe { libc::fdatasync(file.as_raw_fd()) })
+    file.sync_data()
 }
 
 /// `fsync(2)`: as `fdatasync`, with all metadata; on a directory, its entries.
 pub(crate) fn fsync(file: &File) -> io::Result<()> {
-    retry(|| unsafe { libc::fsync(file.as_raw_fd()) })
-}
-
-fn retry(mut call: impl FnMut() -> libc::c_int) -> io::Result<()> {
-    for _ in 0..EINTR_RETRIES_MAX {
-        if call() == 0 {
-            return Ok(());
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::Interrupted,
-        "interrupted too many times",
-    ))
+    file.sync_all()
 }

@@ -19,9 +19,6 @@ pub const COMMANDS_TREE: &str = "commands";
 pub const ORDERS_TREE: &str = "orders";
 /// [`FORMAT_KEY`], [`HEAD_KEY`], [`LAST_HASH_KEY`].
 pub const META_TREE: &str = "meta";
-/// Held the publisher's checkpoint until the publisher learnt to resume from the stream itself;
-/// stores made before then still have it, unread.
-pub const CHECKPOINTS_TREE: &str = "checkpoints";
 
 /// `meta` key: [`FORMAT`], written once when the store is created.
 pub const FORMAT_KEY: &[u8] = b"format";

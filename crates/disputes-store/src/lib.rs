@@ -9,16 +9,21 @@
 
 mod api;
 mod append_tx;
+#[cfg(feature = "bench")]
 pub mod bench;
 mod canonical;
 mod disk;
 mod envelope;
 mod error;
+#[cfg(feature = "testing")]
 pub mod layout;
+#[cfg(not(feature = "testing"))]
+mod layout;
 pub mod limits;
 mod log_reader;
 mod reads;
 mod recovery;
+mod sled_open;
 mod sled_store;
 mod validate;
 mod verify;
@@ -33,4 +38,5 @@ pub use envelope::{
 };
 pub use error::StoreError;
 pub use log_reader::{Entry, LogReader, Unreadable};
+pub use sled_open::open_sled;
 pub use sled_store::{SledStore, StoreStats};

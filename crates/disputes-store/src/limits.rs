@@ -26,5 +26,3 @@ pub const APPEND_QUEUE_DEFAULT: usize = 1_024;
 pub const GROUP_COMMIT_DEFAULT: usize = 256;
 /// Upper bound for both of the above, whatever the options say.
 pub const QUEUE_MAX: usize = 65_536;
-/// Retries of a system call interrupted by a signal (EINTR).
-pub const EINTR_RETRIES_MAX: usize = 64;

@@ -38,7 +38,7 @@ impl LogReader {
                 path.display()
             )));
         }
-        let db = sled::Config::new().path(path).open()?;
+        let db = crate::open_sled(&sled::Config::new().path(path))?;
         let trees = Trees::open(&db)?;
         if trees.meta.get(FORMAT_KEY)?.as_deref() != Some(FORMAT) {
             return Err(StoreError::corrupt(

@@ -88,7 +88,7 @@ impl SledStore {
     /// and only then starts serving. A broken tail is refused as [`StoreError::Corrupt`].
     pub fn open(path: &Path, options: StoreOptions) -> Result<SledStore, StoreError> {
         options.check()?;
-        let db = sled::Config::new().path(path).open()?;
+        let db = crate::open_sled(&sled::Config::new().path(path))?;
         let mut disk = match options.durability {
             Durability::Fsync => Some(DiskSync::open(path)?),
             Durability::Buffered => None,

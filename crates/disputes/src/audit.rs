@@ -23,8 +23,8 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::config::NatsConfig;
-use crate::handler::try_decode;
-use crate::projections::{view, Record};
+use disputes_domain::Event;
+use disputes_readside::{projector, view, Projections, Record};
 
 /// How long the stream may keep us waiting for its next message before we give up.
 const STREAM_MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -295,7 +295,7 @@ pub async fn state_at(
             if e.occurred_at > at {
                 return Ok(());
             }
-            let event = try_decode(&e)
+            let event = Event::decode(&e.event_type, &e.data)
                 .with_context(|| format!("seq {}: {} does not decode", e.seq, e.event_type))?;
             let r = record.get_or_insert_with(|| Record {
                 dispute_id: e.dispute_id.clone(),
@@ -371,7 +371,8 @@ impl Verifier {
     /// Checks one envelope; `Err` with the reason on the first break.
     pub fn check(&mut self, e: &Envelope) -> Result<(), String> {
         self.check_chain(e)?;
-        try_decode(e).map_err(|err| format!("{} does not decode: {err}", e.event_type))?;
+        Event::decode(&e.event_type, &e.data)
+            .map_err(|err| format!("{} does not decode: {err}", e.event_type))?;
         let d = self.disputes.entry(e.dispute_id.clone()).or_default();
         if let Some(resolved_at) = d.resolved_at {
             return Err(if e.event_type == "DisputeResolved" {
@@ -554,9 +555,9 @@ pub fn rebuild(data_dir: &Path, policy: disputes_domain::Policy) -> anyhow::Resu
         }
         _ => {}
     }
-    let projections = crate::projections::Projections::open(&path, policy)?;
+    let projections = Projections::open(&path, policy)?;
     let head = disputes_store::EventStore::head(&store);
-    let tty = unsafe { libc::isatty(2) } == 1;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut last_shown = 0;
     let show = |done: u64| {
         eprint!(
@@ -564,7 +565,7 @@ pub fn rebuild(data_dir: &Path, policy: disputes_domain::Policy) -> anyhow::Resu
             (done * 100).checked_div(head).unwrap_or(100)
         )
     };
-    crate::projector::catch_up_blocking(&store, &projections, |done| {
+    projector::catch_up_blocking(&store, &projections, |done| {
         if tty && done - last_shown >= 10_000 {
             show(done);
             last_shown = done;

@@ -302,11 +302,11 @@ impl Default for AuthConfig {
 impl AuthConfig {
     /// The configured keys, each checked, with the roles each may sign for; with tokens required
     /// there must be at least one.
-    pub fn gateway_keys(&self) -> anyhow::Result<Vec<crate::auth::GatewayKey>> {
+    pub fn gateway_keys(&self) -> anyhow::Result<Vec<disputes_command::tokens::GatewayKey>> {
         anyhow::ensure!(
-            self.public_keys.len() <= crate::auth::PUBLIC_KEYS_MAX,
+            self.public_keys.len() <= disputes_command::tokens::PUBLIC_KEYS_MAX,
             "[auth] public_keys: at most {} keys",
-            crate::auth::PUBLIC_KEYS_MAX
+            disputes_command::tokens::PUBLIC_KEYS_MAX
         );
         anyhow::ensure!(
             self.actor_tokens == ActorTokens::Off || !self.public_keys.is_empty(),
@@ -316,7 +316,7 @@ impl AuthConfig {
             .iter()
             .map(|entry| {
                 let key =
-                    crate::auth::parse_public_key(entry.key()).context("[auth] public_keys")?;
+                    disputes_command::tokens::parse_public_key(entry.key()).context("[auth] public_keys")?;
                 let roles = match entry {
                     PublicKeyConfig::AnyRole(_) => None,
                     PublicKeyConfig::Bound { roles, .. } => {
@@ -328,7 +328,7 @@ impl AuthConfig {
                         Some(roles.clone())
                     }
                 };
-                Ok(crate::auth::GatewayKey { key, roles })
+                Ok(disputes_command::tokens::GatewayKey { key, roles })
             })
             .collect()
     }
@@ -338,17 +338,20 @@ impl AuthConfig {
         &self,
         data_dir: &Path,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> anyhow::Result<Option<crate::auth::Verifier>> {
+    ) -> anyhow::Result<Option<disputes_command::tokens::Verifier>> {
         if self.actor_tokens == ActorTokens::Off {
             return Ok(None);
         }
         let keys = self.gateway_keys()?;
-        crate::auth::Verifier::open(keys, self.token_ttl_max, data_dir, now).map(Some)
+        let verifier =
+            disputes_command::tokens::Verifier::open(keys, self.token_ttl_max, data_dir, now)?;
+        Ok(Some(verifier))
     }
 
     fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            !self.token_ttl_max.is_zero() && self.token_ttl_max <= crate::auth::TOKEN_TTL_MAX_LIMIT,
+            !self.token_ttl_max.is_zero()
+                && self.token_ttl_max <= disputes_command::tokens::TOKEN_TTL_MAX_LIMIT,
             "[auth] token_ttl_max must be longer than zero and at most 24h"
         );
         self.gateway_keys().map(drop)

@@ -1,23 +1,19 @@
-//! The disputes service: the NATS edge, the read models, the scheduler, the audit and bench tools.
+//! The disputes service: the NATS edge, wiring, the publisher, the scheduler and the audit tool.
 //!
-//! The rules live in `disputes-domain`, the log in `disputes-store`; this crate is the edges.
+//! The rules live in `disputes-domain`, the log in `disputes-store`, the command side in
+//! `disputes-command`, the read models and queries in `disputes-readside`; this crate is the
+//! edges that connect them to NATS, HTTP, the clock and the operator.
 
 pub mod audit;
-pub mod auth;
-pub mod bench;
-pub mod bench_nats;
 pub mod clock;
 pub mod config;
-pub mod handler;
 pub mod http;
 pub mod lease;
 pub mod metrics;
 pub mod nats;
-pub mod projections;
-pub mod projector;
 pub mod publisher;
-pub mod queries;
 pub mod scheduler;
 pub mod service;
 pub mod shutdown;
 pub mod storage;
+pub mod wire;

@@ -29,8 +29,13 @@ enum Cmd {
         #[command(subcommand)]
         command: AuditCmd,
     },
-    /// Measure throughput and latency against a baseline in the same run.
-    Bench(disputes::bench::BenchArgs),
+    /// Measure throughput and latency against a baseline in the same run (runs the
+    /// `disputes-bench` binary installed beside this one; `disputes bench --help` lists its workloads).
+    #[command(disable_help_flag = true)]
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Args)]
@@ -112,11 +117,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Audit { from, command } => runtime.block_on(run_audit(from, command)),
-        Cmd::Bench(args) => {
-            runtime.block_on(disputes::bench::run(args))?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Bench { args } => bench(&args),
     }
+}
+
+/// `disputes bench …` is `disputes-bench …`, the benchmark binary built beside this one: the
+/// service itself carries no benchmark code.
+fn bench(args: &[std::ffi::OsString]) -> anyhow::Result<ExitCode> {
+    use std::os::unix::process::CommandExt as _;
+    let here = std::env::current_exe().context("find this binary")?;
+    let bench = here.with_file_name("disputes-bench");
+    anyhow::ensure!(
+        bench.exists(),
+        "`disputes bench` runs {}, which is not there: build it with `cargo build --release -p disputes-bench` (or run `./x bench`)",
+        bench.display()
+    );
+    let error = std::process::Command::new(&bench).args(args).exec();
+    Err(anyhow::Error::new(error).context(format!("run {}", bench.display())))
 }
 
 async fn run_audit(from: AuditSource, command: AuditCmd) -> anyhow::Result<ExitCode> {

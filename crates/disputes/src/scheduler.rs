@@ -21,10 +21,10 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::handler::{CommandHandler, ExpiryOutcome};
 use crate::metrics::Metrics;
-use crate::projections::{DeadlineEntry, Projections};
 use crate::shutdown::Shutdown;
+use disputes_command::{CommandHandler, ExpiryOutcome};
+use disputes_readside::{DeadlineEntry, Projections};
 
 /// Deadlines (or reminders) published per round.
 const ROUND_MAX: usize = 2_000;

@@ -12,17 +12,19 @@ use disputes_store::{EventStore, SledStore, StoreOptions};
 use futures::StreamExt;
 use tokio::sync::{watch, Semaphore};
 
+use crate::clock::now;
 use crate::config::{ActorTokens, Config};
-use crate::handler::CommandHandler;
 use crate::lease::{Lease, LeaseLost, RENEW_EVERY};
 use crate::metrics::{Dropped, Metrics};
-use crate::projections::Projections;
 use crate::publisher::Publisher;
-use crate::queries::Queries;
 use crate::scheduler::{consume_expiries, Scheduler};
 use crate::shutdown::{self, Shutdown};
-use crate::clock::now;
-use crate::{http, nats, projector, storage};
+use crate::wire::{command_reply_json, refusal_json, reply_code, WireError as _};
+use crate::{http, nats, storage};
+use disputes_command::{CommandHandler, Reply};
+use disputes_domain::ErrorCode;
+use disputes_readside::projector::{self, FoldError};
+use disputes_readside::{ProjectionError, Projections, Queries};
 
 pub const SERVICE_NAME: &str = "disputes";
 pub const QUEUE_GROUP: &str = "disputes";
@@ -92,11 +94,16 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
 
     projector::catch_up(&store, &projections).await?;
     let mut tasks = tokio::task::JoinSet::new();
+    let read_models_fault = fault.clone();
     tasks.spawn(projector::run(
         store.clone(),
         projections.clone(),
-        fault.clone(),
-        shutdown.clone(),
+        move |error| {
+            if let FoldError::Projections(error @ ProjectionError::Storage(_)) = error {
+                read_models_fault.report("the read models", error);
+            }
+        },
+        shutdown.receiver(),
     ));
     tasks.spawn(storage::watch(
         store.clone(),
@@ -304,20 +311,26 @@ impl<S: EventStore + 'static> Endpoints<S> {
                     return;
                 }
             };
-            let label = if reply.code() == "unknown_command" {
+            let code = reply_code(&reply);
+            let label = if code == "unknown_command" {
                 "unknown"
             } else {
                 command_type.as_str()
             };
-            metrics.command(label, reply.code());
-            if let crate::handler::Reply::Accepted(accepted) = &reply {
+            metrics.command(label, code);
+            if let Reply::Refused(rejection) = &reply {
+                if rejection.code() == ErrorCode::Unavailable {
+                    tracing::error!(error = %rejection, "a command could not be served");
+                }
+            }
+            if let Reply::Accepted(accepted) = &reply {
                 if !accepted.replayed {
                     metrics.events_appended.inc_by(accepted.events.len() as u64);
                 }
             }
             respond(
                 &request,
-                serde_json::to_vec(&reply.to_json()).expect("replies serialize"),
+                serde_json::to_vec(&command_reply_json(&reply)).expect("replies serialize"),
             )
             .await;
             metrics
@@ -341,6 +354,12 @@ impl<S: EventStore + 'static> Endpoints<S> {
         let name = token_after(&request.message.subject, &self.prefix, "query");
         tokio::spawn(async move {
             let answer = queries.answer(&name, &request.message.payload, now()).await;
+            let answer = answer.unwrap_or_else(|error| {
+                if error.code() == ErrorCode::Unavailable {
+                    tracing::error!(%error, "a query could not be answered");
+                }
+                serde_json::to_vec(&refusal_json(&error)).expect("refusals serialize")
+            });
             respond(&request, answer).await;
             drop(permit);
         });

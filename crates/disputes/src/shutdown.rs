@@ -26,6 +26,11 @@ impl Shutdown {
         *self.0.borrow()
     }
 
+    /// The underlying flag, for code that waits on a `watch` of its own (it turns `true`).
+    pub fn receiver(&self) -> watch::Receiver<bool> {
+        self.0.clone()
+    }
+
     /// Resolves once shutdown is tripped (or its trigger is gone).
     pub async fn wait(&self) {
         let mut rx = self.0.clone();

@@ -1,0 +1,293 @@
+//! The NATS workloads of `disputes bench`: they run their own `nats-server` (or `--nats-url`) and an
+//! in-process `disputes serve`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use chrono::{TimeDelta, Utc};
+use disputes::config::{Config, PolicyConfig};
+use disputes::shutdown;
+use disputes_command::{CommandHandler, Reply};
+use disputes_domain::{Limits, Policy};
+use disputes_store::{EventStore, SledStore, StoreOptions};
+use disputes_testkit::workload::{lifecycle, now};
+use disputes_testkit::NatsServer;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use crate::report::{percentile, report, rss_mb, Measured, Report};
+use crate::BenchArgs;
+
+/// `--nats-url`, or a server of our own (kept alive by the returned guard), configured as
+/// shipped: `max_payload` 256 KiB, every write fsynced.
+fn nats_for(args: &BenchArgs) -> (Option<NatsServer>, String) {
+    match &args.nats_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let server = NatsServer::start_with_config(
+                "listen: \"127.0.0.1:{{port}}\"\nmax_payload: 262144\n\
+                 jetstream { store_dir: \"{{store_dir}}\", sync_interval: always }\n",
+            );
+            let url = server.url();
+            (Some(server), url)
+        }
+    }
+}
+
+/// An in-process service on `data_dir`, stopped by the returned trigger.
+async fn start_service(
+    url: &str,
+    data_dir: &Path,
+    policy: PolicyConfig,
+) -> anyhow::Result<(
+    shutdown::Trigger,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    async_nats::Client,
+)> {
+    let mut config = Config::default();
+    config.nats.url = url.to_owned();
+    config.store.path = data_dir.to_owned();
+    config.http.listen = String::new();
+    config.policy = policy;
+    let (trigger, shutdown) = shutdown::channel();
+    let task = tokio::spawn(disputes::service::serve_until(config, shutdown));
+    let client = async_nats::connect(url).await?;
+    let started = Instant::now();
+    loop {
+        if let Ok(Ok(reply)) = tokio::time::timeout(
+            Duration::from_millis(500),
+            client.request("disputes.query.stats", "{}".into()),
+        )
+        .await
+        {
+            if serde_json::from_slice::<Value>(&reply.payload).is_ok_and(|v| v["ok"] == true) {
+                break;
+            }
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(120),
+            "the service did not become ready"
+        );
+        anyhow::ensure!(!task.is_finished(), "the service stopped during start-up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((trigger, task, client))
+}
+
+/// Runs `disputes` lifecycles over NATS with `concurrency` clients; returns elapsed and latencies.
+async fn drive(
+    client: &async_nats::Client,
+    run: &str,
+    disputes: usize,
+    concurrency: usize,
+    subject: impl Fn(&str) -> String + Send + Sync + 'static,
+    check: bool,
+) -> anyhow::Result<(Duration, Vec<u64>)> {
+    let subject = Arc::new(subject);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for t in 0..concurrency {
+        let (client, subject, run) = (client.clone(), subject.clone(), run.to_owned());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            for n in (t..disputes).step_by(concurrency) {
+                for (ty, body) in lifecycle(&run, n) {
+                    let t0 = Instant::now();
+                    let reply = client.request(subject(ty), body.into()).await?;
+                    lat.push(t0.elapsed().as_micros() as u64);
+                    if check {
+                        let v: Value = serde_json::from_slice(&reply.payload)?;
+                        anyhow::ensure!(v["ok"] == true, "{ty} refused: {v}");
+                    }
+                }
+            }
+            anyhow::Ok(lat)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    Ok((elapsed, latencies))
+}
+
+pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
+    let (disputes, concurrency) = (
+        args.disputes.unwrap_or(2_000),
+        args.concurrency.unwrap_or(16),
+    );
+    let (_server, url) = nats_for(args);
+    let (trigger, task, client) =
+        start_service(&url, &dir.join("data"), Default::default()).await?;
+
+    // Baseline: an echo responder answering with a reply of the service's typical size.
+    let probe = client
+        .request(
+            "disputes.cmd.open",
+            lifecycle("probe", 0)[0].1.clone().into(),
+        )
+        .await?;
+    let reply_bytes = bytes::Bytes::from(vec![b'x'; probe.payload.len()]);
+    let mut echo = client.queue_subscribe("bench.echo", "bench".into()).await?;
+    let responder = client.clone();
+    let echo_task = tokio::spawn(async move {
+        while let Some(message) = echo.next().await {
+            if let Some(reply) = message.reply {
+                let _ = responder.publish(reply, reply_bytes.clone()).await;
+            }
+        }
+    });
+    let (base_elapsed, _) = drive(
+        &client,
+        "echo",
+        disputes,
+        concurrency,
+        |_| "bench.echo".to_owned(),
+        false,
+    )
+    .await?;
+    echo_task.abort();
+    let baseline = (disputes * 5) as f64 / base_elapsed.as_secs_f64();
+
+    let (elapsed, latencies) = drive(
+        &client,
+        "nats",
+        disputes,
+        concurrency,
+        |ty| format!("disputes.cmd.{ty}"),
+        true,
+    )
+    .await?;
+    trigger.trip();
+    task.await??;
+    Ok(report(Measured {
+        workload: "nats",
+        ops: (disputes * 5) as u64,
+        elapsed,
+        sorted_latencies: &latencies,
+        baseline: "echo responder on the same NATS",
+        baseline_ops_per_sec: Some(baseline),
+        extra: None,
+    }))
+}
+
+/// Pending deadlines far in the future, plus a burst due at one instant: firing lag to DisputeResolved.
+pub(crate) async fn scheduler(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
+    let pending = args.disputes.unwrap_or(1_000_000);
+    let burst = 10_000;
+    let data = dir.join("data");
+    let fill_dir = data.join("events");
+    let (rss_pending, pending_secs, due_at) = {
+        let dir = fill_dir.clone();
+        tokio::task::spawn_blocking(move || fill_deadlines(&dir, pending, burst)).await??
+    };
+    let (server, url) = nats_for(args);
+    let (trigger, task, client) = start_service(&url, &data, Default::default()).await?;
+    let rss_serving = rss_mb();
+    // Positive: the service was up (read models caught up) before the burst came due.
+    let ready_margin_secs = (due_at - Utc::now()).num_milliseconds() as f64 / 1000.0;
+    // Wait for the burst to be resolved.
+    let started = Instant::now();
+    loop {
+        let stats: Value = serde_json::from_slice(
+            &client
+                .request("disputes.query.stats", "{}".into())
+                .await?
+                .payload,
+        )?;
+        let resolved = stats["stats"]["resolved_by_basis"]["seller_response_timeout"]
+            .as_u64()
+            .unwrap_or(0);
+        if resolved >= burst as u64 {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the burst did not resolve ({resolved}/{burst})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    trigger.trip();
+    task.await??;
+    let store = SledStore::open(&fill_dir, StoreOptions::default())?;
+    let mut lags = Vec::with_capacity(burst);
+    for n in 0..burst {
+        let events = store.read_stream(&format!("d-burst-{n}"))?;
+        let resolved = events
+            .iter()
+            .find(|e| e.event_type == "DisputeResolved")
+            .context("burst dispute resolved")?;
+        lags.push(
+            (resolved.occurred_at - due_at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0) as u64,
+        );
+    }
+    lags.sort_unstable();
+    let fired_secs = lags.last().copied().unwrap_or(0) as f64 / 1e6;
+    let extra = json!({
+        "pending_deadlines": pending,
+        "burst": burst,
+        "rss_mb_with_pending_in_store": rss_pending,
+        "rss_mb_serving": rss_serving,
+        "fill_secs": pending_secs,
+        "ready_before_due_secs": ready_margin_secs,
+        "p50_lag_ms": percentile(&lags, 0.5).map(|us| us as f64 / 1000.0),
+        "p99_lag_ms": percentile(&lags, 0.99).map(|us| us as f64 / 1000.0),
+    });
+    drop(server);
+    Ok(report(Measured {
+        workload: "scheduler",
+        ops: burst as u64,
+        elapsed: Duration::from_secs_f64(fired_secs.max(1e-6)),
+        sorted_latencies: &lags,
+        baseline: "none: firing lag from due time to DisputeResolved appended",
+        baseline_ops_per_sec: None,
+        extra: Some(extra),
+    }))
+}
+
+/// Opens `pending` disputes whose deadline is days away, then `burst` whose deadline is one
+/// instant: far enough ahead for a service started afterwards to catch its read models up first.
+fn fill_deadlines(
+    dir: &Path,
+    pending: usize,
+    burst: usize,
+) -> anyhow::Result<(f64, f64, chrono::DateTime<Utc>)> {
+    let started = Instant::now();
+    let store = Arc::new(SledStore::open(dir, StoreOptions::buffered())?);
+    let policy = Policy::default();
+    let seller_response = policy.seller_response;
+    let handler = CommandHandler::new(store.clone(), policy, Limits::default());
+    let open = |id: &str, at| {
+        let body = json!({"command_id": format!("c-{id}"), "dispute_id": id, "actor": {"role": "buyer", "id": "b-1"},
+            "data": {"order_id": format!("o-{id}"), "seller_id": "s-1", "reason": "not_received",
+            "order_amount": {"amount": 100, "currency": "USD"}, "proposal": {"solution": "full_refund"}}});
+        let reply = handler.handle("open", &serde_json::to_vec(&body).expect("json"), at);
+        assert!(matches!(reply, Reply::Accepted(_)), "{reply:?}");
+    };
+    let in_threads = |count: usize, name: &str, at: &(dyn Fn() -> chrono::DateTime<Utc> + Sync)| {
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let open = &open;
+                scope.spawn(move || {
+                    for n in (t..count).step_by(4) {
+                        open(&format!("d-{name}-{n}"), at());
+                    }
+                });
+            }
+        })
+    };
+    in_threads(pending, "pending", &now);
+    let fill_secs = started.elapsed().as_secs_f64();
+    // Start-up applies every event (two per dispute) to the read models before serving.
+    let catch_up = TimeDelta::milliseconds((2 * (pending + burst) / 30) as i64);
+    let due_at = now() + catch_up + TimeDelta::seconds(20);
+    in_threads(burst, "burst", &|| due_at - seller_response);
+    Ok((rss_mb(), fill_secs, due_at))
+}

@@ -1,0 +1,661 @@
+//! The command side: parse, answer repeats, rebuild the dispute, decide, append durably, reply.
+//!
+//! Synchronous on purpose (the store's `append` blocks until the events are on disk); the NATS
+//! edge calls it from `spawn_blocking`. Everything here is deterministic given `now`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use disputes_domain::{
+    self as domain, DeadlineKind, ErrorCode, Event, Limits, Policy, Refusal, Request, State,
+};
+use disputes_store::{
+    ActorRef, AppendOutcome, AppendRequest, CommandOutcome, CommandRecord, Envelope, EventStore,
+    NewEvent, StoreError,
+};
+use serde_json::{json, Value};
+use sha2::Digest as _;
+
+use crate::tokens::{self, TokenError, Verifier};
+
+/// A command that loses the optimistic race this many times in a row is answered `unavailable`.
+pub const APPEND_ATTEMPTS_MAX: usize = 64;
+
+/// What a command gets back.
+#[derive(Debug)]
+pub enum Reply {
+    Accepted(Accepted),
+    Refused(Rejection),
+}
+
+/// Why a command was not accepted: the domain's refusal, or what failed under it. Nothing was
+/// appended. The service maps each to its wire code (`disputes::errors`).
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// The rules refuse it (every code of `docs/rules.md`, "Which refusal wins").
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// The store could not take or read it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Its actor token does not hold, or the nonce store cannot say.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub dispute_id: String,
+    pub version: u64,
+    pub seq: u64,
+    pub status: String,
+    pub events: Vec<Envelope>,
+    pub replayed: bool,
+}
+
+/// The result of applying one deadline expiry.
+#[derive(Debug)]
+pub enum ExpiryOutcome {
+    /// The expiry was due and active: these events were appended.
+    Applied(Vec<Envelope>),
+    /// Stale (the dispute moved on), early, or for an unknown dispute: nothing changed.
+    Ignored,
+}
+
+pub struct CommandHandler<S> {
+    store: Arc<S>,
+    policy: Policy,
+    limits: Limits,
+    /// With `[auth] actor_tokens = "required"`: every command's `actor_token` is checked.
+    actor_tokens: Option<Verifier>,
+    cache: StateCache,
+}
+
+impl<S: EventStore> CommandHandler<S> {
+    pub fn new(store: Arc<S>, policy: Policy, limits: Limits) -> Self {
+        CommandHandler {
+            store,
+            policy,
+            limits,
+            actor_tokens: None,
+            cache: StateCache::default(),
+        }
+    }
+
+    /// Requires a valid `actor_token` on every command (docs/actor-tokens.md).
+    pub fn with_actor_tokens(self, verifier: Verifier) -> Self {
+        CommandHandler {
+            actor_tokens: Some(verifier),
+            ..self
+        }
+    }
+
+    pub fn store(&self) -> &Arc<S> {
+        &self.store
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Handles one command body received on `<prefix>.cmd.<command_type>`.
+    pub fn handle(&self, command_type: &str, body: &[u8], now: DateTime<Utc>) -> Reply {
+        match self.try_handle(command_type, body, now) {
+            Ok(reply) => reply,
+            Err(rejection) => Reply::Refused(rejection),
+        }
+    }
+
+    fn try_handle(
+        &self,
+        command_type: &str,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Reply, Rejection> {
+        let command_type = domain::public_command_type(command_type)?;
+        let mut body = domain::read_body(body, &self.limits)?;
+        // The token is not part of the command: a retry with a fresh token is the same command.
+        let token = tokens::take_token(&mut body);
+        let fingerprint = fingerprint_of(command_type, &body);
+        match self.judge(command_type, body, token, fingerprint.as_ref(), now) {
+            Ok(reply) => Ok(reply),
+            // Rule 1 of "which refusal wins": a repeated command id is answered from its first
+            // reply, whatever else is wrong with it now (a stale `expected_version`, a state that
+            // moved on, a concurrent copy accepted while this one was judged). Looked up only on
+            // a refusal: a repeat that would be accepted again reaches the store, which finds its
+            // command id before anything else and answers with that first outcome.
+            Err(rejection) => match self.replay(fingerprint.as_ref())? {
+                Some(reply) => Ok(reply),
+                None => Err(rejection),
+            },
+        }
+    }
+
+    /// Parse, check the actor, decide and append.
+    fn judge(
+        &self,
+        command_type: domain::CommandType,
+        body: Value,
+        token: Option<Value>,
+        fingerprint: Option<&Fingerprint>,
+        now: DateTime<Utc>,
+    ) -> Result<Reply, Rejection> {
+        let parsed = domain::parse_command_value(command_type, body, &self.limits)?;
+        let Some(fingerprint) = fingerprint else {
+            unreachable!("a body that parses as a command has a valid command_id");
+        };
+        debug_assert_eq!(fingerprint.command_id, parsed.command_id.as_str());
+        self.check_actor(&parsed, token, &fingerprint.digest, now)?;
+        let record = CommandRecord {
+            command_id: fingerprint.command_id.clone(),
+            fingerprint: fingerprint.digest.clone(),
+            meta: Value::Null,
+        };
+        self.decide_and_append(
+            parsed.dispute_id.as_str(),
+            &parsed.request,
+            Some(record),
+            now,
+        )
+    }
+
+    /// With actor tokens required, the token must name this command's actor and dispute. Judged
+    /// after the body's shape and values (so `invalid_request` still comes first) and before the
+    /// dispute is looked up (so a caller without a token learns nothing of it).
+    fn check_actor(
+        &self,
+        parsed: &domain::ParsedCommand,
+        token: Option<Value>,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Rejection> {
+        let token = match token {
+            None | Some(Value::Null) => None,
+            Some(Value::String(token)) => Some(token),
+            Some(_) => {
+                return Err(
+                    Refusal::new(ErrorCode::InvalidRequest, "actor_token must be a string").into(),
+                )
+            }
+        };
+        let Some(verifier) = &self.actor_tokens else {
+            return Ok(());
+        };
+        let expected = tokens::Expected {
+            role: parsed.request.actor.role.as_str(),
+            actor_id: parsed.request.actor.id.as_str(),
+            dispute_id: parsed.dispute_id.as_str(),
+        };
+        verifier.verify(token.as_deref(), expected, fingerprint, now)?;
+        Ok(())
+    }
+
+    /// Rule 1 of "which refusal wins": a repeated command id is answered from its first reply.
+    fn replay(&self, fingerprint: Option<&Fingerprint>) -> Result<Option<Reply>, Rejection> {
+        let Some(fingerprint) = fingerprint else {
+            return Ok(None);
+        };
+        match self.store.command(&fingerprint.command_id)? {
+            None => Ok(None),
+            Some(outcome) => Ok(Some(replayed(outcome, &fingerprint.digest)?)),
+        }
+    }
+
+    fn decide_and_append(
+        &self,
+        dispute_id: &str,
+        request: &Request,
+        record: Option<CommandRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<Reply, Rejection> {
+        let fingerprint = record.as_ref().map(|r| r.fingerprint.clone());
+        match self.write(dispute_id, request, record, now)? {
+            Written::Appended { envelopes, status } => Ok(Reply::Accepted(Accepted {
+                dispute_id: dispute_id.to_owned(),
+                version: envelopes.last().map_or(0, |e| e.version),
+                seq: envelopes.last().map_or(0, |e| e.seq),
+                status,
+                events: envelopes,
+                replayed: false,
+            })),
+            Written::Duplicate(outcome) => Ok(replayed(
+                outcome,
+                fingerprint.as_deref().unwrap_or_default(),
+            )?),
+            Written::Nothing => {
+                unreachable!("an accepted party command appends at least one event")
+            }
+        }
+    }
+
+    /// Applies the scheduler's expiry of `kind` due at `due_at`, exactly once: a stale or early expiry
+    /// decides no events; a repeated one finds the deadline no longer active.
+    pub fn expire(
+        &self,
+        dispute_id: &str,
+        kind: DeadlineKind,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ExpiryOutcome, Rejection> {
+        let request = Request::expiry(kind, due_at);
+        match self.write(dispute_id, &request, None, now) {
+            Ok(Written::Appended { envelopes, .. }) => Ok(ExpiryOutcome::Applied(envelopes)),
+            Ok(Written::Nothing) => Ok(ExpiryOutcome::Ignored),
+            Ok(Written::Duplicate(_)) => unreachable!("an expiry has no command id"),
+            Err(Rejection::Refused(refusal)) if refusal.code() == ErrorCode::NotFound => {
+                Ok(ExpiryOutcome::Ignored)
+            }
+            Err(rejection) => Err(rejection),
+        }
+    }
+
+    /// Read, decide, append; on a lost optimistic race, again (the state moved, so the decision may too).
+    fn write(
+        &self,
+        dispute_id: &str,
+        request: &Request,
+        record: Option<CommandRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<Written, Rejection> {
+        let command_id = record.as_ref().map(|r| r.command_id.clone());
+        let actor = actor_ref(&request.actor);
+        for _ in 0..APPEND_ATTEMPTS_MAX {
+            let (state, source) = self.load(dispute_id)?;
+            if let (State::Initial, domain::Command::Open(open)) = (&state, &request.command) {
+                self.check_order_free(open.order_id.as_str())?;
+            }
+            let events = match domain::decide(&state, request, now, &self.policy) {
+                Ok(events) if !events.is_empty() => events,
+                // A decision against a cached state that changes nothing (a refusal, a stale
+                // expiry) stands only if that state is still the store's; an accepted one is
+                // checked by `append` itself (`expected_version`).
+                _ if source == Source::Cache && !self.is_current(dispute_id, &state)? => {
+                    self.cache.evict(dispute_id);
+                    continue;
+                }
+                Ok(_) => return Ok(Written::Nothing),
+                Err(refusal) => return Err(refusal.into()),
+            };
+            let after = events.iter().fold(state.clone(), domain::evolve);
+            let status = status_of(&after);
+            let append = AppendRequest {
+                dispute_id: dispute_id.to_owned(),
+                expected_version: version_of(&state),
+                reserve_order: opened_order(&events),
+                command: record.clone().map(|r| CommandRecord {
+                    meta: json!({ "status": status }),
+                    ..r
+                }),
+                events: events
+                    .iter()
+                    .map(|e| new_event(e, &actor, now, command_id.clone()))
+                    .collect(),
+            };
+            match self.store.append(append) {
+                Ok(AppendOutcome::Appended(envelopes)) => {
+                    self.cache.put(dispute_id, after);
+                    return Ok(Written::Appended { envelopes, status });
+                }
+                Ok(AppendOutcome::Duplicate(outcome)) => return Ok(Written::Duplicate(outcome)),
+                Err(StoreError::VersionConflict { .. }) => {
+                    self.cache.evict(dispute_id);
+                    continue;
+                }
+                Err(StoreError::OrderTaken {
+                    order_id,
+                    dispute_id,
+                }) => return Err(order_taken(&order_id, &dispute_id).into()),
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(Refusal::new(
+            ErrorCode::Unavailable,
+            "too many concurrent writers on this dispute; retry",
+        )
+        .into())
+    }
+
+    /// The dispute's state, and where it came from. A cached state is the one this
+    /// handler last appended or read; it is the store's current state unless another writer moved
+    /// the dispute on since, which `write` catches (an append at a stale version is a conflict; a
+    /// decision that changes nothing is checked with [`Self::is_current`]). So the common path, an
+    /// accepted command on a dispute in the cache, reads nothing from the store.
+    fn load(&self, dispute_id: &str) -> Result<(State, Source), Rejection> {
+        if let Some(state) = self.cache.get(dispute_id) {
+            return Ok((state, Source::Cache));
+        }
+        let envelopes = self.store.read_stream(dispute_id)?;
+        if envelopes.is_empty() {
+            return Ok((State::Initial, Source::Store));
+        }
+        let state = fold(&envelopes);
+        self.cache.put(dispute_id, state.clone());
+        Ok((state, Source::Store))
+    }
+
+    /// Step 3 of "which refusal wins" for an `open`: an order that already has a dispute is
+    /// `already_exists`, whoever sends it, before the actor is judged (step 4). The store's
+    /// reservation at append time still decides a race between two new disputes.
+    fn check_order_free(&self, order_id: &str) -> Result<(), Rejection> {
+        match self.store.order_holder(order_id)? {
+            None => Ok(()),
+            Some(dispute_id) => Err(order_taken(order_id, &dispute_id).into()),
+        }
+    }
+
+    /// Whether `state` is at the store's current version of the dispute.
+    fn is_current(&self, dispute_id: &str, state: &State) -> Result<bool, Rejection> {
+        Ok(self.store.stream_version(dispute_id)? == state.version())
+    }
+}
+
+/// A command's id and the digest of its type and body: what tells a repeat from another command.
+#[derive(Debug, Clone)]
+struct Fingerprint {
+    command_id: String,
+    digest: String,
+}
+
+/// The fingerprint of a body with a valid `command_id` (only such a command can have been
+/// recorded, so only such a command can be a repeat).
+fn fingerprint_of(command_type: domain::CommandType, body: &Value) -> Option<Fingerprint> {
+    let command_id = body.get("command_id")?.as_str()?;
+    domain::CommandId::parse(command_id).ok()?;
+    // The canonical form can be as long as the body; the store keeps its SHA-256.
+    let canonical = domain::fingerprint(command_type.as_str(), body);
+    let digest = sha2::Sha256::digest(canonical.as_bytes());
+    Some(Fingerprint {
+        command_id: command_id.to_owned(),
+        digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
+    })
+}
+
+/// Where [`CommandHandler::load`] found a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// This handler's cache: possibly behind the store.
+    Cache,
+    /// The store's events, just read.
+    Store,
+}
+
+/// Recently used dispute states by id, bounded: a shard is cleared when it fills up.
+struct StateCache {
+    shards: Vec<Mutex<HashMap<String, State>>>,
+}
+
+/// Disputes kept in memory, at most (shards × per shard).
+const CACHE_SHARDS: usize = 16;
+const CACHE_PER_SHARD_MAX: usize = 8_192;
+
+impl Default for StateCache {
+    fn default() -> Self {
+        StateCache {
+            shards: (0..CACHE_SHARDS).map(|_| Mutex::default()).collect(),
+        }
+    }
+}
+
+impl StateCache {
+    fn shard(&self, dispute_id: &str) -> &Mutex<HashMap<String, State>> {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(dispute_id, &mut hasher);
+        &self.shards[std::hash::Hasher::finish(&hasher) as usize % CACHE_SHARDS]
+    }
+
+    fn get(&self, dispute_id: &str) -> Option<State> {
+        let shard = self.shard(dispute_id).lock().expect("cache lock");
+        shard.get(dispute_id).cloned()
+    }
+
+    fn evict(&self, dispute_id: &str) {
+        let mut shard = self.shard(dispute_id).lock().expect("cache lock");
+        shard.remove(dispute_id);
+    }
+
+    fn put(&self, dispute_id: &str, state: State) {
+        let mut shard = self.shard(dispute_id).lock().expect("cache lock");
+        if shard.len() >= CACHE_PER_SHARD_MAX && !shard.contains_key(dispute_id) {
+            shard.clear();
+        }
+        match shard.get(dispute_id) {
+            Some(cached) if cached.version() >= state.version() => {}
+            _ => {
+                shard.insert(dispute_id.to_owned(), state);
+            }
+        }
+    }
+}
+
+enum Written {
+    Appended {
+        envelopes: Vec<Envelope>,
+        status: String,
+    },
+    Duplicate(CommandOutcome),
+    Nothing,
+}
+
+/// The first accepted reply again, or `invalid_request` when the id came with another command.
+fn replayed(outcome: CommandOutcome, fingerprint: &str) -> Result<Reply, Refusal> {
+    if outcome.fingerprint != fingerprint {
+        return Err(Refusal::new(
+            ErrorCode::InvalidRequest,
+            "command_id was already used for another command (type or body differ)",
+        ));
+    }
+    let last = outcome
+        .events
+        .last()
+        .expect("a recorded command appended events");
+    Ok(Reply::Accepted(Accepted {
+        dispute_id: outcome.dispute_id.clone(),
+        version: last.version,
+        seq: last.seq,
+        status: outcome
+            .meta
+            .get("status")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
+        events: outcome.events,
+        replayed: true,
+    }))
+}
+
+/// Folds stored envelopes into a state. A stored event that does not decode is corruption: crash.
+pub fn fold(envelopes: &[Envelope]) -> State {
+    envelopes.iter().fold(State::Initial, |state, envelope| {
+        domain::evolve(state, &decode(envelope))
+    })
+}
+
+/// The domain event inside an envelope.
+pub fn decode(envelope: &Envelope) -> Event {
+    try_decode(envelope).unwrap_or_else(|e| {
+        panic!(
+            "stored event seq {} ({}) does not decode: {e}",
+            envelope.seq, envelope.event_type
+        )
+    })
+}
+
+/// The domain event an envelope holds, read from its `type` and `data` in place (no copy of the data).
+pub fn try_decode(envelope: &Envelope) -> Result<Event, serde_json::Error> {
+    Event::decode(&envelope.event_type, &envelope.data)
+}
+
+fn new_event(
+    event: &Event,
+    actor: &ActorRef,
+    now: DateTime<Utc>,
+    command_id: Option<String>,
+) -> NewEvent {
+    let mut tagged = serde_json::to_value(event).expect("events serialize");
+    let data = tagged
+        .get_mut("data")
+        .map(Value::take)
+        .unwrap_or_else(|| json!({}));
+    NewEvent {
+        event_type: event.event_type().to_owned(),
+        data,
+        occurred_at: now,
+        actor: actor.clone(),
+        command_id,
+    }
+}
+
+fn actor_ref(actor: &domain::Actor) -> ActorRef {
+    serde_json::from_value(serde_json::to_value(actor).expect("actors serialize"))
+        .expect("actor shape")
+}
+
+fn version_of(state: &State) -> u64 {
+    match state {
+        State::Initial => 0,
+        State::Active(dispute) => dispute.version(),
+    }
+}
+
+fn status_of(state: &State) -> String {
+    match state {
+        State::Active(dispute) => dispute.status().as_str().to_owned(),
+        State::Initial => unreachable!("events leave a dispute active"),
+    }
+}
+
+fn order_taken(order_id: &str, dispute_id: &str) -> Refusal {
+    Refusal::new(
+        ErrorCode::AlreadyExists,
+        format!("order {order_id} already has dispute {dispute_id}"),
+    )
+}
+
+fn opened_order(events: &[Event]) -> Option<String> {
+    events.iter().find_map(|event| match event {
+        Event::DisputeOpened { order_id, .. } => Some(order_id.as_str().to_owned()),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use disputes_store::SledStore;
+
+    use super::*;
+
+    fn body(command_id: &str, actor: Value, data: Value) -> Vec<u8> {
+        let body =
+            json!({"command_id": command_id, "dispute_id": "d-1", "actor": actor, "data": data});
+        serde_json::to_vec(&body).unwrap()
+    }
+
+    fn accepted(reply: &Reply) -> bool {
+        matches!(reply, Reply::Accepted(a) if !a.replayed)
+    }
+
+    struct TwoHandlers {
+        store: Arc<SledStore>,
+        a: CommandHandler<SledStore>,
+        b: CommandHandler<SledStore>,
+        now: DateTime<Utc>,
+        buyer: Value,
+        seller: Value,
+    }
+
+    /// Two handlers on one store, each with its own state cache (as if another writer shared the
+    /// store), and dispute `d-1` opened through `a`, so `a` caches it at version 2.
+    fn two_handlers_on_one_opened_dispute() -> TwoHandlers {
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let a = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
+        let b = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
+        let now: DateTime<Utc> = "2026-11-27T08:00:00Z".parse().unwrap();
+        let buyer = json!({"role": "buyer", "id": "b-1"});
+        let seller = json!({"role": "seller", "id": "s-1"});
+        let open = json!({"order_id": "o-1", "seller_id": "s-1", "reason": "not_received",
+            "order_amount": {"amount": 10000, "currency": "USD"}, "proposal": {"solution": "full_refund"}});
+        let reply = a.handle("open", &body("c-1", buyer.clone(), open), now);
+        assert!(accepted(&reply), "{reply:?}");
+        TwoHandlers {
+            store,
+            a,
+            b,
+            now,
+            buyer,
+            seller,
+        }
+    }
+
+    #[test]
+    fn a_refusal_judged_on_a_stale_cached_state_is_judged_again_on_the_store_state() {
+        let t = two_handlers_on_one_opened_dispute();
+        let counter = json!({"proposal": {"solution": "partial_refund", "amount": 3000}});
+        let reply =
+            t.b.handle("counter_propose", &body("c-2", t.seller, counter), t.now);
+        assert!(accepted(&reply), "{reply:?}");
+        // `a` still holds the dispute awaiting the seller, where a buyer may not accept.
+        let reply =
+            t.a.handle("accept_proposal", &body("c-3", t.buyer, json!({})), t.now);
+        assert!(accepted(&reply), "{reply:?}");
+    }
+
+    #[test]
+    fn an_accepted_decision_on_a_stale_cached_state_is_caught_by_the_store_and_judged_again() {
+        let t = two_handlers_on_one_opened_dispute();
+        let message = json!({"text": "hello"});
+        let reply = t.b.handle(
+            "post_message",
+            &body("c-2", t.seller.clone(), message),
+            t.now,
+        );
+        assert!(accepted(&reply), "{reply:?}");
+        // `a` decides on version 2 (its cache); the store is at 3: a conflict, then a fresh read.
+        let reply =
+            t.a.handle("accept_proposal", &body("c-3", t.seller, json!({})), t.now);
+        let Reply::Accepted(accepted) = reply else {
+            panic!("{reply:?}")
+        };
+        assert_eq!(accepted.events.first().map(|e| e.version), Some(4));
+        assert_eq!(t.store.stream_version("d-1").unwrap(), accepted.version);
+    }
+
+    fn replayed_reply(reply: &Reply) -> &Accepted {
+        match reply {
+            Reply::Accepted(a) if a.replayed => a,
+            other => panic!("not a replay: {other:?}"),
+        }
+    }
+
+    /// Rule 1 of "which refusal wins", on the path where the repeat is refused before the store
+    /// is reached: the state moved on and its `expected_version` is stale.
+    #[test]
+    fn a_repeat_refused_now_for_its_state_and_version_gets_the_first_reply() {
+        let t = two_handlers_on_one_opened_dispute();
+        let data = json!({"proposal": {"solution": "partial_refund", "amount": 3000}});
+        let mut counter: Value = serde_json::from_slice(&body("c-2", t.seller, data)).unwrap();
+        counter["expected_version"] = json!(2);
+        let counter = serde_json::to_vec(&counter).unwrap();
+        let Reply::Accepted(first) = t.a.handle("counter_propose", &counter, t.now) else {
+            panic!("the counter-proposal is accepted")
+        };
+        let again = t.a.handle("counter_propose", &counter, t.now);
+        assert_eq!(replayed_reply(&again).events, first.events);
+        assert_eq!(t.store.stream_version("d-1").unwrap(), first.version);
+    }
+
+    /// The same rule where the repeat would be accepted again: the store finds its command id.
+    #[test]
+    fn a_repeat_that_would_be_accepted_again_appends_nothing_and_gets_the_first_reply() {
+        let t = two_handlers_on_one_opened_dispute();
+        let message = body("c-2", t.buyer, json!({"text": "once"}));
+        let Reply::Accepted(first) = t.a.handle("post_message", &message, t.now) else {
+            panic!("the message is accepted")
+        };
+        for handler in [&t.a, &t.b] {
+            let again = handler.handle("post_message", &message, t.now);
+            assert_eq!(replayed_reply(&again).events, first.events);
+        }
+        assert_eq!(t.store.stream_version("d-1").unwrap(), first.version);
+    }
+}

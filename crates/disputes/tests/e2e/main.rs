@@ -1,0 +1,16 @@
+//! End to end over NATS: a real `nats-server` and the real `disputes` binary.
+//! One test binary (faster linking); one module per area.
+
+#[path = "../kit/mod.rs"]
+mod kit;
+
+mod audit;
+mod auth;
+mod bad_input;
+mod concurrency;
+mod deadlines;
+mod faults;
+mod lifecycle;
+mod metrics;
+mod queries;
+mod support;

@@ -1,0 +1,123 @@
+//! A test client: commands and queries over NATS, and the events on JetStream.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::service::REQUEST_TIMEOUT;
+
+#[derive(Clone)]
+pub struct Client {
+    nats: async_nats::Client,
+    prefix: String,
+}
+
+impl Client {
+    pub async fn connect(url: &str) -> Client {
+        Client::connect_with(url, async_nats::ConnectOptions::new()).await
+    }
+
+    /// Connects with `options` (TLS, credentials), adding the tests' retry and request timeout.
+    pub async fn connect_with(url: &str, options: async_nats::ConnectOptions) -> Client {
+        let nats = options
+            .retry_on_initial_connect()
+            .request_timeout(Some(REQUEST_TIMEOUT))
+            .connect(url)
+            .await
+            .expect("connect test client");
+        Client {
+            nats,
+            prefix: "disputes".into(),
+        }
+    }
+
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.nats
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Sends raw bytes to `disputes.cmd.<type>` and returns the JSON reply.
+    pub async fn cmd_raw(&self, command_type: &str, body: impl Into<bytes::Bytes>) -> Value {
+        let subject = format!("{}.cmd.{command_type}", self.prefix);
+        let reply = self
+            .nats
+            .request(subject.clone(), body.into())
+            .await
+            .unwrap_or_else(|e| panic!("request {subject}: {e}"));
+        serde_json::from_slice(&reply.payload).expect("replies are JSON")
+    }
+
+    pub async fn cmd(&self, command_type: &str, body: Value) -> Value {
+        self.cmd_raw(command_type, serde_json::to_vec(&body).unwrap())
+            .await
+    }
+
+    pub async fn query(&self, name: &str, body: Value) -> Value {
+        let subject = format!("{}.query.{name}", self.prefix);
+        let reply = self
+            .nats
+            .request(subject.clone(), serde_json::to_vec(&body).unwrap().into())
+            .await
+            .unwrap_or_else(|e| panic!("request {subject}: {e}"));
+        serde_json::from_slice(&reply.payload).expect("answers are JSON")
+    }
+
+    /// The dispute's events, from the `history` query.
+    pub async fn history(&self, dispute_id: &str) -> Vec<Value> {
+        let answer = self
+            .query("history", json!({ "dispute_id": dispute_id }))
+            .await;
+        assert_eq!(answer["ok"], json!(true), "history: {answer}");
+        answer["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The dispute view, read after `seq` was applied.
+    pub async fn get(&self, dispute_id: &str, min_seq: u64) -> Value {
+        let answer = self
+            .query(
+                "get",
+                json!({ "dispute_id": dispute_id, "min_seq": min_seq }),
+            )
+            .await;
+        assert_eq!(answer["ok"], json!(true), "get: {answer}");
+        answer["dispute"].clone()
+    }
+
+    /// Every event on `DISPUTE_EVENTS` for one dispute (or all with `>`), in stream order.
+    pub async fn stream_events(&self, dispute_filter: &str) -> Vec<Value> {
+        let js = jetstream::new(self.nats.clone());
+        let stream = js
+            .get_stream("DISPUTE_EVENTS")
+            .await
+            .expect("events stream exists");
+        let consumer: jetstream::consumer::PullConsumer = stream
+            .create_consumer(jetstream::consumer::pull::Config {
+                filter_subject: format!("{}.evt.{dispute_filter}.>", self.prefix),
+                ack_policy: jetstream::consumer::AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                ..Default::default()
+            })
+            .await
+            .expect("create an ephemeral consumer");
+        let pending = consumer.cached_info().num_pending as usize;
+        let mut out = Vec::with_capacity(pending);
+        if pending == 0 {
+            return out;
+        }
+        let mut messages = consumer.messages().await.expect("consume");
+        while out.len() < pending {
+            let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+                .await
+                .expect("stream events arrive")
+                .expect("stream open")
+                .expect("message");
+            out.push(serde_json::from_slice(&message.payload).expect("envelopes are JSON"));
+        }
+        out
+    }
+}

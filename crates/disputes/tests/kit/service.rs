@@ -1,0 +1,207 @@
+//! The real `disputes` binary as a child process, on its own temporary data dir.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::workspace_root;
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The `disputes` binary cargo built for these tests (`DISPUTES_BIN` runs them against another,
+/// e.g. an older build, to see a new test fail first).
+pub fn disputes_bin() -> PathBuf {
+    match std::env::var_os("DISPUTES_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(env!("CARGO_BIN_EXE_disputes")),
+    }
+}
+
+/// A running `disputes serve`, killed on drop.
+pub struct Service {
+    child: Option<Child>,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    data_dir: PathBuf,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Service {
+    /// Starts on a new temporary data dir. `extra` is appended to the config (e.g. a `[policy]` table).
+    pub fn start(nats_url: &str, extra: &str) -> Service {
+        let dir = tempfile::tempdir().expect("service temp dir");
+        let data_dir = dir.path().join("data");
+        let mut service = Service::configure(dir.path(), &data_dir, nats_url, extra);
+        service._dir = Some(dir);
+        service.spawn();
+        service
+    }
+
+    /// Like `start`, with `nats_keys` (TLS files, credentials) added to the `[nats]` table.
+    pub fn start_with_nats(nats_url: &str, nats_keys: &str, extra: &str) -> Service {
+        let dir = tempfile::tempdir().expect("service temp dir");
+        let data_dir = dir.path().join("data");
+        let mut service = Service::configure(dir.path(), &data_dir, nats_url, extra);
+        let config = std::fs::read_to_string(&service.config_path).expect("read service config");
+        let (nats, rest) = config.split_once("\n\n").expect("[nats] comes first");
+        let config = format!("{nats}\n{nats_keys}\n\n{rest}");
+        std::fs::write(&service.config_path, config).expect("write service config");
+        service._dir = Some(dir);
+        service.spawn();
+        service
+    }
+
+    /// Starts on a given data dir (for a second instance or a restart elsewhere).
+    pub fn start_on(dir: &Path, nats_url: &str, extra: &str) -> Service {
+        let mut service = Service::configure(dir, &dir.join("data"), nats_url, extra);
+        service.spawn();
+        service
+    }
+
+    fn configure(dir: &Path, data_dir: &Path, nats_url: &str, extra: &str) -> Service {
+        // No metrics endpoint unless `extra` asks for one (tests run side by side).
+        let http = if extra.contains("[http]") {
+            ""
+        } else {
+            "[http]\nlisten = \"\"\n\n"
+        };
+        let config = format!(
+            "[nats]\nurl = {url:?}\n\n[store]\npath = {path:?}\n\n{http}{extra}\n",
+            url = nats_url,
+            path = data_dir.display().to_string(),
+        );
+        let config_path = dir.join("disputes.toml");
+        std::fs::write(&config_path, config).expect("write service config");
+        Service {
+            child: None,
+            config_path,
+            log_path: dir.join("disputes.log"),
+            data_dir: data_dir.to_path_buf(),
+            _dir: None,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Spawns the process (does not wait for readiness: see `wait_ready`).
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("open service log");
+        let child = Command::new(disputes_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env_remove("DISPUTES_NATS_URL")
+            .env_remove("DISPUTES_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn disputes serve");
+        disputes_testkit::reaper::track(child.id());
+        self.child = Some(child);
+    }
+
+    /// Waits until the service answers a query on NATS.
+    pub async fn wait_ready(&mut self, client: &super::Client) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.try_wait() {
+                panic!("disputes serve exited with {status}; log:\n{}", self.log());
+            }
+            let answer = tokio::time::timeout(
+                Duration::from_millis(500),
+                client
+                    .nats()
+                    .request(format!("{}.query.stats", client.prefix()), "{}".into()),
+            )
+            .await;
+            if let Ok(Ok(message)) = answer {
+                let reply: Value = serde_json::from_slice(&message.payload).unwrap_or(Value::Null);
+                if reply["ok"] == json!(true) {
+                    return;
+                }
+            }
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "disputes serve not ready within {READY_TIMEOUT:?}; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            disputes_testkit::reaper::forget(child.id());
+        }
+    }
+
+    /// SIGTERM, then waits for the exit (killing after `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                disputes_testkit::reaper::forget(child.id());
+                return Some(status);
+            }
+            if started.elapsed() > timeout {
+                let _ = child.kill();
+                let _ = child.wait();
+                disputes_testkit::reaper::forget(child.id());
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the process to exit by itself (e.g. a refused start).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
