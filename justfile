@@ -1,6 +1,8 @@
 # Recipes; run them through ./x (it installs the pinned tools first).
 export PATH := justfile_directory() + "/.tools/bin:" + env_var("PATH")
 export DISPUTES_NATS_SERVER := justfile_directory() + "/.tools/bin/nats-server"
+# Property tests run 10,000 cases here and in CI; a bare `cargo test` runs a quick 1,000.
+export PROPTEST_CASES := env_var_or_default("PROPTEST_CASES", "10000")
 
 default:
     @just --list

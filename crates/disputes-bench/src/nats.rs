@@ -190,45 +190,10 @@ pub(crate) async fn scheduler(dir: &Path, args: &BenchArgs) -> anyhow::Result<Re
     let rss_serving = rss_mb();
     // Positive: the service was up (read models caught up) before the burst came due.
     let ready_margin_secs = (due_at - Utc::now()).num_milliseconds() as f64 / 1000.0;
-    // Wait for the burst to be resolved.
-    let started = Instant::now();
-    loop {
-        let stats: Value = serde_json::from_slice(
-            &client
-                .request("disputes.query.stats", "{}".into())
-                .await?
-                .payload,
-        )?;
-        let resolved = stats["stats"]["resolved_by_basis"]["seller_response_timeout"]
-            .as_u64()
-            .unwrap_or(0);
-        if resolved >= burst as u64 {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(600),
-            "the burst did not resolve ({resolved}/{burst})"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_resolved(&client, burst).await?;
     trigger.trip();
     task.await??;
-    let store = SledStore::open(&fill_dir, StoreOptions::default())?;
-    let mut lags = Vec::with_capacity(burst);
-    for n in 0..burst {
-        let events = store.read_stream(&format!("d-burst-{n}"))?;
-        let resolved = events
-            .iter()
-            .find(|e| e.event_type == "DisputeResolved")
-            .context("burst dispute resolved")?;
-        lags.push(
-            (resolved.occurred_at - due_at)
-                .num_microseconds()
-                .unwrap_or(0)
-                .max(0) as u64,
-        );
-    }
-    lags.sort_unstable();
+    let lags = firing_lags(&fill_dir, burst, due_at)?;
     let fired_secs = lags.last().copied().unwrap_or(0) as f64 / 1e6;
     let extra = json!({
         "pending_deadlines": pending,
@@ -250,6 +215,55 @@ pub(crate) async fn scheduler(dir: &Path, args: &BenchArgs) -> anyhow::Result<Re
         baseline_ops_per_sec: None,
         extra: Some(extra),
     }))
+}
+
+/// Waits until the whole burst is resolved by its seller_response timeout.
+async fn wait_resolved(client: &async_nats::Client, burst: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let stats: Value = serde_json::from_slice(
+            &client
+                .request("disputes.query.stats", "{}".into())
+                .await?
+                .payload,
+        )?;
+        let resolved = stats["stats"]["resolved_by_basis"]["seller_response_timeout"]
+            .as_u64()
+            .unwrap_or(0);
+        if resolved >= burst as u64 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "the burst did not resolve ({resolved}/{burst})"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// From the due time to each burst dispute's DisputeResolved, in µs, sorted.
+fn firing_lags(
+    dir: &Path,
+    burst: usize,
+    due_at: chrono::DateTime<Utc>,
+) -> anyhow::Result<Vec<u64>> {
+    let store = SledStore::open(dir, StoreOptions::default())?;
+    let mut lags = Vec::with_capacity(burst);
+    for n in 0..burst {
+        let events = store.read_stream(&format!("d-burst-{n}"))?;
+        let resolved = events
+            .iter()
+            .find(|e| e.event_type == "DisputeResolved")
+            .context("burst dispute resolved")?;
+        lags.push(
+            (resolved.occurred_at - due_at)
+                .num_microseconds()
+                .unwrap_or(0)
+                .max(0) as u64,
+        );
+    }
+    lags.sort_unstable();
+    Ok(lags)
 }
 
 /// Opens `pending` disputes whose deadline is days away, then `burst` whose deadline is one

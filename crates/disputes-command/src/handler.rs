@@ -362,9 +362,13 @@ struct Fingerprint {
 fn fingerprint_of(command_type: domain::CommandType, body: &Value) -> Option<Fingerprint> {
     let command_id = body.get("command_id")?.as_str()?;
     domain::CommandId::parse(command_id).ok()?;
-    // The canonical form can be as long as the body; the store keeps its SHA-256.
-    let canonical = domain::fingerprint(command_type.as_str(), body);
-    let digest = sha2::Sha256::digest(canonical.as_bytes());
+    // "<type> <canonical body>": equal JSON bodies, whatever their key order or whitespace, are
+    // the same command. It can be as long as the body; the store keeps its SHA-256.
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(command_type.as_str().as_bytes());
+    hasher.update(b" ");
+    hasher.update(disputes_store::canonical_json(body));
+    let digest = hasher.finalize();
     Some(Fingerprint {
         command_id: command_id.to_owned(),
         digest: digest.iter().map(|b| format!("{b:02x}")).collect(),
@@ -472,7 +476,7 @@ pub fn fold(envelopes: &[Envelope]) -> State {
 }
 
 /// The domain event inside an envelope.
-pub fn decode(envelope: &Envelope) -> Event {
+pub(crate) fn decode(envelope: &Envelope) -> Event {
     try_decode(envelope).unwrap_or_else(|e| {
         panic!(
             "stored event seq {} ({}) does not decode: {e}",
@@ -482,7 +486,7 @@ pub fn decode(envelope: &Envelope) -> Event {
 }
 
 /// The domain event an envelope holds, read from its `type` and `data` in place (no copy of the data).
-pub fn try_decode(envelope: &Envelope) -> Result<Event, serde_json::Error> {
+pub(crate) fn try_decode(envelope: &Envelope) -> Result<Event, serde_json::Error> {
     Event::decode(&envelope.event_type, &envelope.data)
 }
 
@@ -642,6 +646,27 @@ mod tests {
         let again = t.a.handle("counter_propose", &counter, t.now);
         assert_eq!(replayed_reply(&again).events, first.events);
         assert_eq!(t.store.stream_version("d-1").unwrap(), first.version);
+    }
+
+    #[test]
+    fn equal_bodies_are_one_command_whatever_their_key_order_or_whitespace() {
+        let t = domain::CommandType::PostMessage;
+        let a: Value =
+            serde_json::from_str(r#"{"command_id":"c","data":{"b":1,"a":[1,{"y":2,"x":"é"}]}}"#)
+                .unwrap();
+        let b: Value = serde_json::from_str(
+            "{ \"data\" : { \"a\" : [1, {\"x\":\"é\", \"y\":2}], \"b\":1 }, \"command_id\":\"c\" }",
+        )
+        .unwrap();
+        let digest = |t, v: &Value| fingerprint_of(t, v).unwrap().digest;
+        assert_eq!(digest(t, &a), digest(t, &b));
+        let other = json!({"command_id": "c", "data": {"b": 2, "a": [1, {"y": 2, "x": "é"}]}});
+        assert_ne!(digest(t, &a), digest(t, &other));
+        assert_ne!(digest(t, &a), digest(domain::CommandType::Withdraw, &a));
+        assert!(
+            fingerprint_of(t, &json!({"command_id": ""})).is_none(),
+            "no valid id"
+        );
     }
 
     /// The same rule where the repeat would be accepted again: the store finds its command id.

@@ -503,66 +503,19 @@ mod tests {
         assert!(v.nonces.by_expiry.is_empty());
     }
 
-    #[test]
-    fn each_bad_token_is_refused_with_its_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        let v = verifier(dir.path());
-        let good = claims("nonce-0000000000003");
+    /// Tokens wrong in their form or signature, each with the reason it must be refused for.
+    fn malformed_or_forged(good: &Claims) -> Vec<(String, &'static str)> {
         let signed = |c: Claims| sign(&gateway(), &c);
-        let cases: Vec<(String, &str)> = vec![
+        vec![
             ("".into(), "malformed"),
             ("v1.abc".into(), "malformed"),
             (signed(good.clone()).replacen("v1.", "v2.", 1), "malformed"),
             (
-                sign(&SigningKey::from_bytes(&[8; 32]), &good),
+                sign(&SigningKey::from_bytes(&[8; 32]), good),
                 "does not verify",
             ),
             (forge(&signed(good.clone())), "does not verify"),
             ("x".repeat(TOKEN_BYTES_MAX + 1), "malformed"),
-            (
-                signed(Claims {
-                    exp: NOW_S - 1,
-                    ..good.clone()
-                }),
-                "expired",
-            ),
-            (
-                signed(Claims {
-                    iat: NOW_S - 10,
-                    exp: NOW_S + 301,
-                    ..good.clone()
-                }),
-                "exceeds token_ttl_max",
-            ),
-            (
-                signed(Claims {
-                    iat: NOW_S + 60,
-                    exp: NOW_S + 120,
-                    ..good.clone()
-                }),
-                "in the future",
-            ),
-            (
-                signed(Claims {
-                    dispute_id: "d-2".into(),
-                    ..good.clone()
-                }),
-                "for dispute d-2",
-            ),
-            (
-                signed(Claims {
-                    actor_id: "b-2".into(),
-                    ..good.clone()
-                }),
-                "for buyer b-2",
-            ),
-            (
-                signed(Claims {
-                    role: "seller".into(),
-                    ..good.clone()
-                }),
-                "for seller b-1",
-            ),
             (
                 signed(Claims {
                     nonce: "short".into(),
@@ -570,7 +523,54 @@ mod tests {
                 }),
                 "nonce",
             ),
+        ]
+    }
+
+    /// Well-signed tokens whose claims do not hold, each with the reason.
+    fn wrong_claims(good: &Claims) -> Vec<(String, &'static str)> {
+        let signed = |c: Claims| sign(&gateway(), &c);
+        let timing = [
+            (NOW_S - 10, NOW_S - 1, "expired"),
+            (NOW_S - 10, NOW_S + 301, "exceeds token_ttl_max"),
+            (NOW_S + 60, NOW_S + 120, "in the future"),
         ];
+        let mut cases: Vec<(String, &'static str)> = timing
+            .into_iter()
+            .map(|(iat, exp, why)| {
+                let claims = Claims {
+                    iat,
+                    exp,
+                    ..good.clone()
+                };
+                (signed(claims), why)
+            })
+            .collect();
+        let other_dispute = Claims {
+            dispute_id: "d-2".into(),
+            ..good.clone()
+        };
+        let other_actor = Claims {
+            actor_id: "b-2".into(),
+            ..good.clone()
+        };
+        let other_role = Claims {
+            role: "seller".into(),
+            ..good.clone()
+        };
+        cases.push((signed(other_dispute), "for dispute d-2"));
+        cases.push((signed(other_actor), "for buyer b-2"));
+        cases.push((signed(other_role), "for seller b-1"));
+        cases
+    }
+
+    #[test]
+    fn each_bad_token_is_refused_with_its_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = verifier(dir.path());
+        let good = claims("nonce-0000000000003");
+        let cases = malformed_or_forged(&good)
+            .into_iter()
+            .chain(wrong_claims(&good));
         for (token, why) in cases {
             let error = verify(&v, &token).expect_err(&token);
             assert!(error.to_string().contains(why), "{token}: {error}");

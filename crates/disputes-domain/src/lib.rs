@@ -4,7 +4,7 @@
 //! The core is [`decide`] (a request against a state gives events or a [`Refusal`]), [`evolve`]
 //! (folds one event into a state; cannot fail) and [`actions`] (what each role may send now,
 //! from the same rules as `decide`). [`parse_command`] turns a request body into a typed
-//! [`Request`]; [`fingerprint`] gives the idempotency key of a body.
+//! [`Request`].
 
 mod macros;
 
@@ -17,7 +17,6 @@ mod error;
 mod event;
 mod evolve;
 mod expiry;
-mod fingerprint;
 mod ids;
 mod money;
 mod policy;
@@ -36,7 +35,6 @@ pub use decide::decide;
 pub use error::{ErrorCode, Refusal};
 pub use event::{Event, EVENT_TYPES};
 pub use evolve::evolve;
-pub use fingerprint::fingerprint;
 pub use ids::{is_valid_id, CommandId, DisputeId, OrderId, PartyId, ID_BYTES_MAX, ID_PATTERN};
 pub use macros::WireEnum;
 pub use money::{Amount, Currency, Money, AMOUNT_MAX};

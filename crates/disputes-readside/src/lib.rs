@@ -15,4 +15,4 @@ pub use feed::EventFeed;
 pub use projections::{
     view, DeadlineEntry, ListFilter, ProjectionError, Projections, Record, Stats,
 };
-pub use queries::{Queries, QueryError, HISTORY_LIMIT_MAX, MIN_SEQ_WAIT};
+pub use queries::{Queries, QueryError, HISTORY_LIMIT_MAX, MIN_SEQ_WAIT, QUERY_NAMES};

@@ -31,6 +31,8 @@ fn refused(code: ErrorCode, message: impl Into<String>) -> QueryError {
 /// How long a query with `min_seq` waits for the read models to catch up.
 pub const MIN_SEQ_WAIT: Duration = Duration::from_secs(5);
 const LIST_LIMIT_DEFAULT: usize = 50;
+/// The queries of `<prefix>.query.<name>`, in the contract's order.
+pub const QUERY_NAMES: [&str; 5] = ["get", "list", "history", "deadlines", "stats"];
 /// `history` returns at most this many events per page (and by default this many).
 pub const HISTORY_LIMIT_MAX: usize = 1000;
 

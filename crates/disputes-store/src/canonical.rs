@@ -4,8 +4,9 @@
 
 use serde_json::Value;
 
-/// The canonical bytes of `value`.
-pub(crate) fn to_vec(value: &Value) -> Vec<u8> {
+/// The canonical bytes of `value`: what the hash chain covers (`docs/protocol.md`), and what
+/// tells one command body from another (the command side's idempotency fingerprint).
+pub fn to_vec(value: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     write_value(value, &mut out);
     out

@@ -25,7 +25,7 @@ pub(crate) struct DiskSync {
 
 impl DiskSync {
     /// For the sled database at `dir`, already open.
-    pub fn open(dir: &Path) -> Result<DiskSync, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<DiskSync, StoreError> {
         let db_file = File::open(dir.join("db"))?;
         Ok(DiskSync {
             dir: dir.to_owned(),
@@ -37,7 +37,7 @@ impl DiskSync {
     }
 
     /// After a store was created: its `conf` file and the directory's entry in its parent.
-    pub fn sync_creation(&mut self) -> Result<(), StoreError> {
+    pub(crate) fn sync_creation(&mut self) -> Result<(), StoreError> {
         let conf = File::open(self.dir.join("conf"))?;
         self.synced(fsync(&conf))?;
         let parent = self
@@ -50,7 +50,7 @@ impl DiskSync {
     }
 
     /// Everything sled was handed before this call is on stable storage when it returns `Ok`.
-    pub fn sync(&mut self, db: &sled::Db) -> Result<(), StoreError> {
+    pub(crate) fn sync(&mut self, db: &sled::Db) -> Result<(), StoreError> {
         db.flush()?;
         let result = fdatasync(&self.db_file);
         self.synced(result)?;

@@ -55,11 +55,14 @@ mod rfc3339 {
     use chrono::{DateTime, Utc};
     use serde::{de::Error, Deserialize, Deserializer, Serializer};
 
-    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        at: &DateTime<Utc>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&super::format_time(at))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<DateTime<Utc>, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -120,7 +123,7 @@ pub(crate) struct Draft {
 impl Draft {
     /// The draft of `event` in `dispute_id`'s stream under `event_id`; `data` is `event.data` in
     /// canonical form.
-    pub fn new(dispute_id: &str, event_id: &str, event: &NewEvent, data: &[u8]) -> Draft {
+    pub(crate) fn new(dispute_id: &str, event_id: &str, event: &NewEvent, data: &[u8]) -> Draft {
         let NewEvent {
             event_type,
             data: _,
@@ -195,7 +198,7 @@ impl Draft {
     }
 
     /// Everything after `hash`: `,"occurred_at":…,"prev_hash":…,"seq":…,"type":…,"version":…}`.
-    pub fn tail(&self, seq: u64, version: u64, prev_hash: &str) -> Vec<u8> {
+    pub(crate) fn tail(&self, seq: u64, version: u64, prev_hash: &str) -> Vec<u8> {
         let mut tail = Vec::with_capacity(self.occurred_at.len() + self.event_type.len() + 128);
         tail.extend_from_slice(&self.occurred_at);
         text(&mut tail, b",\"prev_hash\":", prev_hash);
@@ -206,7 +209,7 @@ impl Draft {
     }
 
     /// `hash`: SHA-256 of `prev_hash` and the canonical bytes (draft ‖ `tail`).
-    pub fn hash(&self, prev_hash: &str, tail: &[u8]) -> String {
+    pub(crate) fn hash(&self, prev_hash: &str, tail: &[u8]) -> String {
         let mut hasher = Sha256::new();
         hasher.update(prev_hash.as_bytes());
         hasher.update(&self.head);
@@ -228,7 +231,7 @@ impl Draft {
     /// Asserts that this draft, completed, reads back as `event` in `dispute_id` under `event_id`:
     /// the check before the write, made in the caller's thread (the writer only splices in two
     /// integers and two hex strings).
-    pub fn assert_reads_back(&self, dispute_id: &str, event_id: &str, event: &NewEvent) {
+    pub(crate) fn assert_reads_back(&self, dispute_id: &str, event_id: &str, event: &NewEvent) {
         let tail = self.tail(1, 1, GENESIS_PREV_HASH);
         let bytes = self.stored(&tail, GENESIS_PREV_HASH);
         let back: Envelope =
@@ -254,7 +257,7 @@ impl Draft {
     }
 
     /// The stored form: the schema byte, then the whole envelope (hash included) as canonical JSON.
-    pub fn stored(&self, tail: &[u8], hash: &str) -> Vec<u8> {
+    pub(crate) fn stored(&self, tail: &[u8], hash: &str) -> Vec<u8> {
         let mut bytes = Vec::with_capacity(self.head.len() + tail.len() + 81);
         bytes.push(EVENT_SCHEMA_V1);
         bytes.extend_from_slice(&self.head);

@@ -1,5 +1,8 @@
-//! The on-disk layout: sled trees, their keys and values (see `docs/store.md`). Public so that
-//! auditors' tools and tests can read (or, in tests, damage) the database directly.
+//! The on-disk layout: sled trees, their keys and values (see `docs/store.md`). Nothing outside
+//! this crate reads it: auditors read a data dir through [`crate::LogReader`].
+
+// Public only with the `testing` feature (tests that damage a store); private otherwise.
+#![cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -85,11 +88,11 @@ pub(crate) struct CommandRow {
 }
 
 impl CommandRow {
-    pub fn last_seq(&self) -> u64 {
+    pub(crate) fn last_seq(&self) -> u64 {
         self.first_seq + self.count - 1
     }
 
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         assert!(
             self.first_seq >= 1 && self.count >= 1,
             "a recorded command appended events"
@@ -99,7 +102,7 @@ impl CommandRow {
         bytes
     }
 
-    pub fn decode(command_id: &str, bytes: &[u8]) -> Result<CommandRow, StoreError> {
+    pub(crate) fn decode(command_id: &str, bytes: &[u8]) -> Result<CommandRow, StoreError> {
         let corrupt =
             |reason: String| StoreError::corrupt(0, format!("command {command_id:?}: {reason}"));
         let (&schema, json) = bytes

@@ -12,6 +12,7 @@ mod append_tx;
 #[cfg(feature = "bench")]
 pub mod bench;
 mod canonical;
+mod chain;
 mod disk;
 mod envelope;
 mod error;
@@ -33,6 +34,8 @@ pub use api::{
     AppendOutcome, AppendRequest, CommandOutcome, CommandRecord, Durability, EventStore,
     StoreOptions, VerifyBreak, VerifyReport,
 };
+pub use canonical::to_vec as canonical_json;
+pub use chain::Chain;
 pub use envelope::{
     canonical_bytes, compute_hash, parse_envelope, ActorRef, Envelope, NewEvent, GENESIS_PREV_HASH,
 };

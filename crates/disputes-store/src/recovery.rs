@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::envelope::{compute_hash, Envelope, GENESIS_PREV_HASH};
+use crate::chain::Chain;
+use crate::envelope::{Envelope, GENESIS_PREV_HASH};
 use crate::error::StoreError;
 use crate::layout::{
     decode_u64, seq_key, stream_key, CommandRow, FORMAT, FORMAT_KEY, HEAD_KEY, LAST_HASH_KEY,
@@ -124,18 +125,9 @@ pub(crate) fn check_event(
         other => other,
     };
     let envelope = reads::event(trees, seq).map_err(at)?;
-    if envelope.prev_hash != prev_hash {
-        return Err(StoreError::corrupt(
-            seq,
-            "prev_hash is not the previous event's hash",
-        ));
-    }
-    if compute_hash(prev_hash, &envelope) != envelope.hash {
-        return Err(StoreError::corrupt(
-            seq,
-            "hash does not match the event's content",
-        ));
-    }
+    Chain::after(seq - 1, prev_hash.to_owned())
+        .check(&envelope)
+        .map_err(|reason| StoreError::corrupt(seq, reason))?;
     check_indexed(trees, &envelope).map_err(at)?;
     Ok(envelope)
 }

@@ -65,7 +65,7 @@ pub(crate) struct Durable {
 }
 
 impl Durable {
-    pub fn new(head: u64) -> Durable {
+    pub(crate) fn new(head: u64) -> Durable {
         Durable {
             head: AtomicU64::new(head),
             watch: watch::Sender::new(head),
@@ -75,15 +75,15 @@ impl Durable {
         }
     }
 
-    pub fn head(&self) -> u64 {
+    pub(crate) fn head(&self) -> u64 {
         self.head.load(Ordering::Acquire)
     }
 
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
         self.watch.subscribe()
     }
 
-    pub fn failure(&self) -> Option<StoreError> {
+    pub(crate) fn failure(&self) -> Option<StoreError> {
         self.failure.lock().expect("failure lock").clone()
     }
 

@@ -16,8 +16,8 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, consumer};
 use chrono::{DateTime, Utc};
 use disputes_store::{
-    compute_hash, parse_envelope, Entry, Envelope, LogReader, SledStore, StoreError, StoreOptions,
-    Unreadable, GENESIS_PREV_HASH,
+    parse_envelope, Chain, Entry, Envelope, LogReader, SledStore, StoreError, StoreOptions,
+    Unreadable,
 };
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -347,30 +347,29 @@ struct DisputeAudit {
     resolved_at: Option<u64>,
 }
 
-/// Checks the chain and the invariants of rules.md, event by event, stopping at the first break.
+/// Checks the chain (the store's own [`Chain`]) and the invariants of rules.md, event by event,
+/// stopping at the first break.
 #[derive(Default)]
 pub struct Verifier {
     audit: Audit,
-    prev_hash: String,
+    chain: Chain,
     disputes: HashMap<String, DisputeAudit>,
 }
 
 impl Verifier {
     pub fn new() -> Self {
-        Verifier {
-            prev_hash: GENESIS_PREV_HASH.to_owned(),
-            ..Default::default()
-        }
+        Verifier::default()
     }
 
     /// The seq the next event must have.
     pub fn expected_seq(&self) -> u64 {
-        self.audit.events + 1
+        self.chain.next_seq()
     }
 
     /// Checks one envelope; `Err` with the reason on the first break.
     pub fn check(&mut self, e: &Envelope) -> Result<(), String> {
-        self.check_chain(e)?;
+        let mut chain = self.chain.clone();
+        chain.check(e)?;
         Event::decode(&e.event_type, &e.data)
             .map_err(|err| format!("{} does not decode: {err}", e.event_type))?;
         let d = self.disputes.entry(e.dispute_id.clone()).or_default();
@@ -398,39 +397,7 @@ impl Verifier {
         self.audit.disputes += u64::from(e.version == 1);
         self.audit.resolved += u64::from(d.resolved_at.is_some());
         self.audit.events = e.seq;
-        self.prev_hash = e.hash.clone();
-        Ok(())
-    }
-
-    /// Seq continuity, the link to the previous event, and the event's own hash.
-    fn check_chain(&self, e: &Envelope) -> Result<(), String> {
-        let expected_seq = self.expected_seq();
-        if e.seq < expected_seq {
-            return Err(format!(
-                "seq {} appears again after seq {}: the history holds an event twice",
-                e.seq,
-                expected_seq - 1
-            ));
-        }
-        if e.seq != expected_seq {
-            return Err(format!(
-                "seq {} where {expected_seq} was expected: an event is missing or out of order",
-                e.seq
-            ));
-        }
-        if e.prev_hash != self.prev_hash {
-            return Err(format!(
-                "prev_hash {} is not the previous event's hash {}: the chain is broken",
-                e.prev_hash, self.prev_hash
-            ));
-        }
-        let hash = compute_hash(&e.prev_hash, e);
-        if hash != e.hash {
-            return Err(format!(
-                "hash {} is not the recomputed {hash}: the event was changed after it was written",
-                e.hash
-            ));
-        }
+        self.chain = chain;
         Ok(())
     }
 
@@ -444,7 +411,7 @@ impl Verifier {
     }
 
     pub fn finish(mut self) -> Audit {
-        self.audit.head_hash = self.prev_hash;
+        self.audit.head_hash = self.chain.head_hash().to_owned();
         self.audit
     }
 
@@ -593,7 +560,7 @@ pub fn audit_json(audit: &Audit) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use disputes_store::ActorRef;
+    use disputes_store::{compute_hash, ActorRef, GENESIS_PREV_HASH};
 
     use super::*;
 

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use disputes_domain::{Limits, Policy};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub nats: NatsConfig,
@@ -19,7 +19,7 @@ pub struct Config {
     pub auth: AuthConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NatsConfig {
     pub url: String,
@@ -104,7 +104,7 @@ impl NatsConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub path: PathBuf,
@@ -119,7 +119,7 @@ impl Default for StoreConfig {
 }
 
 /// `[policy]`: humantime durations ("5d", "24h", "2s").
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PolicyConfig {
     #[serde(with = "humantime_serde_compat")]
@@ -179,7 +179,7 @@ impl PolicyConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Where `/metrics` and `/healthz` are served; empty to turn the endpoint off.
@@ -208,7 +208,7 @@ impl HttpConfig {
 }
 
 /// `[limits]`: caps against abuse. Defaults are the contract's.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     pub body_bytes_max: usize,
@@ -246,7 +246,7 @@ impl LimitsConfig {
 }
 
 /// `[auth]`: signed actors (docs/actor-tokens.md).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub actor_tokens: ActorTokens,
@@ -260,7 +260,7 @@ pub struct AuthConfig {
 
 /// One gateway key: `"<base64>"` signs for any role, `{ key = "<base64>", roles = ["buyer"] }`
 /// only for the roles listed (so a compromised buyer gateway cannot act as a seller).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum PublicKeyConfig {
     AnyRole(String),
@@ -279,7 +279,7 @@ impl PublicKeyConfig {
 }
 
 /// Whether commands must carry an `actor_token`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ActorTokens {
     /// The actor is trusted as sent; an `actor_token` field is accepted and ignored.
@@ -405,10 +405,14 @@ impl Config {
 
 /// Durations as humantime strings ("5d", "1h 30m", "2s").
 mod humantime_serde_compat {
-    use serde::{Deserialize, Deserializer};
+    use serde::{Deserialize, Deserializer, Serializer};
     use std::time::Duration;
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         humantime::parse_duration(&text).map_err(serde::de::Error::custom)
     }

@@ -64,7 +64,7 @@ async fn answer(mut socket: tokio::net::TcpStream, routes: Arc<dyn Routes>) -> s
     let mut parts = line.split_whitespace();
     let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
     let (status, content_type, body) = match (method, path) {
-        ("GET", "/metrics") => ("200 OK", "text/plain; version=0.0.4", routes.metrics()),
+        ("GET", "/metrics") => ("200 OK", crate::metrics::CONTENT_TYPE, routes.metrics()),
         ("GET", "/healthz") => match routes.healthy() {
             Ok(()) => ("200 OK", "text/plain", "ok\n".to_owned()),
             Err(why) => ("503 Service Unavailable", "text/plain", format!("{why}\n")),

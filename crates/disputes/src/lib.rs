@@ -17,3 +17,6 @@ pub mod service;
 pub mod shutdown;
 pub mod storage;
 pub mod wire;
+
+#[cfg(test)]
+mod contract_tests;

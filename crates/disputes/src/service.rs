@@ -58,130 +58,206 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     serve_until(config, shutdown).await
 }
 
-/// Serves until `shutdown` trips (in-process use: the benchmarks).
+/// Serves until `shutdown` trips (in-process use: the benchmarks). The steps: open the data dir,
+/// connect to NATS and take the writer lease, catch the read models up, start the background
+/// tasks, serve the endpoints, then stop in order.
 pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
-    let policy = config.policy.to_policy()?;
-    std::fs::create_dir_all(&config.store.path)
-        .with_context(|| format!("create data dir {}", config.store.path.display()))?;
-    let store = Arc::new(open_store(&config)?);
-    let projections = Arc::new(open_projections(&config)?);
-    let mut handler = CommandHandler::new(store.clone(), policy, config.limits.to_limits());
-    if let Some(verifier) = config.auth.verifier(&config.store.path, now())? {
-        tracing::info!(
-            keys = verifier.keys_count(),
-            "actor tokens required on every command"
-        );
-        handler = handler.with_actor_tokens(verifier);
-    }
-    let handler = Arc::new(handler);
-    let metrics = Arc::new(Metrics::default());
-    let fault = Arc::new(storage::Fault::default());
+    let local = Local::open(&config)?;
+    let (remote, lease) = Remote::connect(&config).await?;
+    projector::catch_up(&local.store, &local.projections).await?;
     let (restart_trigger, restart) = shutdown::channel();
-
-    let prefix = config.nats.subject_prefix.clone();
-    let (client, connected) = nats::connect(&config.nats, SERVICE_NAME).await?;
-    let js = jetstream::new(client.clone());
-    nats::ensure_events_stream(&js, &config.nats).await?;
-    nats::ensure_deadlines_stream(&js, &config.nats).await?;
-    // Connected now (JetStream answered): the server's INFO is known.
-    let reply_bytes_max = reply_bytes_max(&client, &config)?;
-    if config.auth.actor_tokens == ActorTokens::Off && client.server_info().auth_required {
-        tracing::warn!(
-            "actor tokens are off while NATS requires credentials: a NATS user that may send a command type may send it as any actor that type allows (a buyer gateway may send accept_proposal as the seller, post_message as the mediator); require actor tokens with keys bound to roles (docs/operations.md, \"Signed actors\")"
-        );
-    }
-    let lease = Lease::acquire(&js, &prefix, &config.store.path).await?;
-
-    projector::catch_up(&store, &projections).await?;
-    let mut tasks = tokio::task::JoinSet::new();
-    let read_models_fault = fault.clone();
-    tasks.spawn(projector::run(
-        store.clone(),
-        projections.clone(),
-        move |error| {
-            if let FoldError::Projections(error @ ProjectionError::Storage(_)) = error {
-                read_models_fault.report("the read models", error);
-            }
-        },
-        shutdown.receiver(),
-    ));
-    tasks.spawn(storage::watch(
-        store.clone(),
-        fault.clone(),
-        config.store.path.clone(),
-        restart_trigger,
-        shutdown.clone(),
-    ));
-    let publisher = Publisher::new(
-        store.clone(),
-        js.clone(),
-        config.nats.events_stream.clone(),
-        prefix.clone(),
-    );
-    let published = publisher.published();
-    let publisher_problem = publisher.problem();
-    tasks.spawn(publisher.run(connected, shutdown.clone()));
-    let scheduler = Scheduler {
-        projections: projections.clone(),
-        js: js.clone(),
-        prefix: prefix.clone(),
-        metrics: metrics.clone(),
-    };
-    tasks.spawn(scheduler.run(shutdown.clone()));
-    tasks.spawn(consume_expiries(
-        js.clone(),
-        config.nats.deadlines_stream.clone(),
-        prefix.clone(),
-        handler.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    ));
-    let lease_task = tokio::spawn(keep_lease(lease, shutdown.clone()));
-    if let Some(addr) = config.http.addr()? {
-        let listener = http::bind(addr)
-            .await
-            .with_context(|| format!("listen on [http] {addr}"))?;
-        let routes = Arc::new(Routes {
-            metrics: metrics.clone(),
-            store: store.clone(),
-            projections: projections.clone(),
-            published: published.clone(),
-            publisher_problem,
-            fault: fault.clone(),
-            client: client.clone(),
-        });
-        tasks.spawn(http::serve(listener, routes, shutdown.clone()));
-    }
-
-    let queries = Arc::new(Queries {
-        store: store.clone(),
-        projections: projections.clone(),
-        list_limit_max: config.limits.list_limit_max,
-        limits: config.limits.to_limits(),
-        reply_bytes_max,
-    });
+    let running = start_tasks(&config, &local, &remote, lease, restart_trigger, &shutdown).await?;
     let endpoints = Endpoints {
-        handler,
-        queries,
-        metrics,
-        prefix,
+        handler: local.handler.clone(),
+        queries: Arc::new(Queries {
+            store: local.store.clone(),
+            projections: local.projections.clone(),
+            list_limit_max: config.limits.list_limit_max,
+            limits: config.limits.to_limits(),
+            reply_bytes_max: remote.reply_bytes_max,
+        }),
+        metrics: local.metrics.clone(),
+        prefix: config.nats.subject_prefix.clone(),
         nats: config.nats.clone(),
         inflight: Arc::new(Semaphore::new(config.limits.inflight_max)),
     };
     tracing::info!(url = %config.nats.url, data = %config.store.path.display(), "disputes serving");
     endpoints
-        .serve(&client, config.limits.inflight_max, &shutdown, &restart)
+        .serve(
+            &remote.client,
+            config.limits.inflight_max,
+            &shutdown,
+            &restart,
+        )
         .await?;
     if restart.is_set() {
         // sled must not be touched again (dropping it flushes, which waits forever after a failed
         // write): leave at once; everything acknowledged is on disk.
-        let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), remote.client.flush()).await;
         std::process::exit(storage::EXIT_STORAGE_FAILED);
     }
+    stop(local, remote.client, running).await
+}
 
-    wait_published(&store, published).await;
-    shutdown_tasks(tasks).await;
-    if let Ok(Some(lease)) = lease_task.await {
+/// What lives in the data dir, and what works on it in this process.
+struct Local {
+    store: Arc<SledStore>,
+    projections: Arc<Projections>,
+    handler: Arc<CommandHandler<SledStore>>,
+    metrics: Arc<Metrics>,
+    fault: Arc<storage::Fault>,
+}
+
+impl Local {
+    fn open(config: &Config) -> anyhow::Result<Local> {
+        let policy = config.policy.to_policy()?;
+        std::fs::create_dir_all(&config.store.path)
+            .with_context(|| format!("create data dir {}", config.store.path.display()))?;
+        let store = Arc::new(open_store(config)?);
+        let projections = Arc::new(open_projections(config)?);
+        let mut handler = CommandHandler::new(store.clone(), policy, config.limits.to_limits());
+        if let Some(verifier) = config.auth.verifier(&config.store.path, now())? {
+            tracing::info!(
+                keys = verifier.keys_count(),
+                "actor tokens required on every command"
+            );
+            handler = handler.with_actor_tokens(verifier);
+        }
+        Ok(Local {
+            store,
+            projections,
+            handler: Arc::new(handler),
+            metrics: Arc::new(Metrics::default()),
+            fault: Arc::new(storage::Fault::default()),
+        })
+    }
+}
+
+/// The NATS side: connected, the streams there.
+struct Remote {
+    client: async_nats::Client,
+    connected: watch::Receiver<u64>,
+    js: jetstream::Context,
+    reply_bytes_max: usize,
+}
+
+impl Remote {
+    /// Connects, ensures the streams, and takes the writer lease.
+    async fn connect(config: &Config) -> anyhow::Result<(Remote, Lease)> {
+        let (client, connected) = nats::connect(&config.nats, SERVICE_NAME).await?;
+        let js = jetstream::new(client.clone());
+        nats::ensure_events_stream(&js, &config.nats).await?;
+        nats::ensure_deadlines_stream(&js, &config.nats).await?;
+        // Connected now (JetStream answered): the server's INFO is known.
+        let reply_bytes_max = reply_bytes_max(&client, config)?;
+        if config.auth.actor_tokens == ActorTokens::Off && client.server_info().auth_required {
+            tracing::warn!(
+                "actor tokens are off while NATS requires credentials: a NATS user that may send a command type may send it as any actor that type allows (a buyer gateway may send accept_proposal as the seller, post_message as the mediator); require actor tokens with keys bound to roles (docs/operations.md, \"Signed actors\")"
+            );
+        }
+        let lease = Lease::acquire(&js, &config.nats.subject_prefix, &config.store.path).await?;
+        let remote = Remote {
+            client,
+            connected,
+            js,
+            reply_bytes_max,
+        };
+        Ok((remote, lease))
+    }
+}
+
+/// The background tasks, and what stopping waits for.
+struct Running {
+    tasks: tokio::task::JoinSet<()>,
+    lease: tokio::task::JoinHandle<Option<Lease>>,
+    published: watch::Receiver<u64>,
+}
+
+/// Starts the projector, the storage watch, the publisher, the scheduler, the expiry consumer,
+/// the lease keeper and the HTTP endpoint.
+async fn start_tasks(
+    config: &Config,
+    local: &Local,
+    remote: &Remote,
+    lease: Lease,
+    restart: shutdown::Trigger,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Running> {
+    let prefix = &config.nats.subject_prefix;
+    let mut tasks = tokio::task::JoinSet::new();
+    let fault = local.fault.clone();
+    tasks.spawn(projector::run(
+        local.store.clone(),
+        local.projections.clone(),
+        move |error| {
+            if let FoldError::Projections(error @ ProjectionError::Storage(_)) = error {
+                fault.report("the read models", error);
+            }
+        },
+        shutdown.receiver(),
+    ));
+    let data_dir = config.store.path.clone();
+    let (store, fault) = (local.store.clone(), local.fault.clone());
+    tasks.spawn(storage::watch(
+        store,
+        fault,
+        data_dir,
+        restart,
+        shutdown.clone(),
+    ));
+    let events_stream = config.nats.events_stream.clone();
+    let publisher = Publisher::new(
+        local.store.clone(),
+        remote.js.clone(),
+        events_stream,
+        prefix.clone(),
+    );
+    let (published, publisher_problem) = (publisher.published(), publisher.problem());
+    tasks.spawn(publisher.run(remote.connected.clone(), shutdown.clone()));
+    let scheduler = Scheduler {
+        projections: local.projections.clone(),
+        js: remote.js.clone(),
+        prefix: prefix.clone(),
+        metrics: local.metrics.clone(),
+    };
+    tasks.spawn(scheduler.run(shutdown.clone()));
+    tasks.spawn(consume_expiries(
+        remote.js.clone(),
+        config.nats.deadlines_stream.clone(),
+        prefix.clone(),
+        local.handler.clone(),
+        local.metrics.clone(),
+        shutdown.clone(),
+    ));
+    if let Some(addr) = config.http.addr()? {
+        let listener = http::bind(addr)
+            .await
+            .with_context(|| format!("listen on [http] {addr}"))?;
+        let routes = Arc::new(Routes {
+            metrics: local.metrics.clone(),
+            store: local.store.clone(),
+            projections: local.projections.clone(),
+            published: published.clone(),
+            publisher_problem,
+            fault: local.fault.clone(),
+            client: remote.client.clone(),
+        });
+        tasks.spawn(http::serve(listener, routes, shutdown.clone()));
+    }
+    let lease = tokio::spawn(keep_lease(lease, shutdown.clone()));
+    Ok(Running {
+        tasks,
+        lease,
+        published,
+    })
+}
+
+/// After the endpoints stopped: let the publisher send what the store holds, stop the tasks,
+/// give the lease back, flush the read models.
+async fn stop(local: Local, client: async_nats::Client, running: Running) -> anyhow::Result<()> {
+    wait_published(&local.store, running.published).await;
+    shutdown_tasks(running.tasks).await;
+    if let Ok(Some(lease)) = running.lease.await {
         // Bounded: with NATS unreachable the lease lapses by itself.
         if tokio::time::timeout(Duration::from_secs(5), lease.release())
             .await
@@ -190,7 +266,7 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
             tracing::warn!("could not release the writer lease in time; it lapses by itself");
         }
     }
-    projections.flush()?;
+    local.projections.flush()?;
     let _ = tokio::time::timeout(Duration::from_secs(5), client.flush()).await;
     tracing::info!("disputes stopped cleanly");
     Ok(())
@@ -457,11 +533,7 @@ impl<S: EventStore + 'static> http::Routes for Routes<S> {
             .pending_deadlines
             .set(self.projections.deadlines_count() as i64);
         if let Ok(stats) = self.projections.stats(None) {
-            *self
-                .metrics
-                .disputes_by_status
-                .lock()
-                .expect("metrics lock") = stats.by_status;
+            self.metrics.set_disputes_by_status(&stats.by_status);
         }
         self.metrics.render()
     }

@@ -11,7 +11,15 @@ use proptest::prelude::*;
 
 use crate::support::{amount, id, t0, BUYER, MEDIATOR, SELLER};
 
-const CASES: u32 = 10_000;
+/// Property cases: `PROPTEST_CASES` (10,000 in CI, `./x test`), else a quick 1,000.
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000)
+}
+/// Random walks the coverage check takes: enough to reach every status, basis and refusal.
+const COVERAGE_WALKS: u32 = 10_000;
 const STEPS_MAX: usize = 30;
 
 /// Who sends a step's command.
@@ -298,7 +306,7 @@ fn resolutions(events: &[Event]) -> impl Iterator<Item = &Event> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(CASES))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn refund_plus_release_is_the_order_amount_on_every_resolution(steps in steps()) {
@@ -434,7 +442,7 @@ fn the_random_walks_reach_every_status_basis_and_refusal() {
 
     let mut runner = TestRunner::deterministic();
     let (mut statuses, mut bases, mut codes) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-    for _ in 0..CASES {
+    for _ in 0..COVERAGE_WALKS {
         let steps = steps().new_tree(&mut runner).unwrap().current();
         run(&steps, |o| {
             if let Some(dispute) = o.after.dispute() {

@@ -8,66 +8,66 @@ use disputes_domain::{
     Reason, Refusal, Request, ResolutionBasis, Role, Solution, State, Status,
 };
 
-pub const ORDER_AMOUNT: u64 = 12_999;
+pub(crate) const ORDER_AMOUNT: u64 = 12_999;
 
 /// 2026-11-20T08:00:00Z: when the dispute is opened.
-pub fn t0() -> DateTime<Utc> {
+pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 20, 8, 0, 0).unwrap()
 }
 
-pub fn hours(n: i64) -> DateTime<Utc> {
+pub(crate) fn hours(n: i64) -> DateTime<Utc> {
     t0() + TimeDelta::hours(n)
 }
 
-pub fn days(n: i64) -> TimeDelta {
+pub(crate) fn days(n: i64) -> TimeDelta {
     TimeDelta::days(n)
 }
 
-pub fn amount(minor_units: u64) -> Amount {
+pub(crate) fn amount(minor_units: u64) -> Amount {
     Amount::new(minor_units).unwrap()
 }
 
-pub fn usd(minor_units: u64) -> Money {
+pub(crate) fn usd(minor_units: u64) -> Money {
     Money::new(amount(minor_units), Currency::parse("USD").unwrap())
 }
 
-pub fn id(text: &str) -> PartyId {
+pub(crate) fn id(text: &str) -> PartyId {
     PartyId::parse(text).unwrap()
 }
 
-pub const BUYER: &str = "b-1";
-pub const SELLER: &str = "s-42";
-pub const MEDIATOR: &str = "m-7";
+pub(crate) const BUYER: &str = "b-1";
+pub(crate) const SELLER: &str = "s-42";
+pub(crate) const MEDIATOR: &str = "m-7";
 
-pub fn as_actor(role: Role, actor_id: &str, command: Command) -> Request {
+pub(crate) fn as_actor(role: Role, actor_id: &str, command: Command) -> Request {
     Request::new(Actor::new(role, id(actor_id)), command)
 }
 
-pub fn buyer(command: Command) -> Request {
+pub(crate) fn buyer(command: Command) -> Request {
     as_actor(Role::Buyer, BUYER, command)
 }
 
-pub fn seller(command: Command) -> Request {
+pub(crate) fn seller(command: Command) -> Request {
     as_actor(Role::Seller, SELLER, command)
 }
 
-pub fn mediator(command: Command) -> Request {
+pub(crate) fn mediator(command: Command) -> Request {
     as_actor(Role::Mediator, MEDIATOR, command)
 }
 
-pub fn partial(minor_units: u64) -> Proposal {
+pub(crate) fn partial(minor_units: u64) -> Proposal {
     Proposal::PartialRefund {
         amount: amount(minor_units),
     }
 }
 
-pub fn ret(minor_units: u64) -> Proposal {
+pub(crate) fn ret(minor_units: u64) -> Proposal {
     Proposal::ReturnAndRefund {
         amount: amount(minor_units),
     }
 }
 
-pub fn open_command(reason: Reason, proposal: ProposalTerms) -> Command {
+pub(crate) fn open_command(reason: Reason, proposal: ProposalTerms) -> Command {
     Command::Open(disputes_domain::Open {
         order_id: OrderId::parse("o-1").unwrap(),
         seller_id: id(SELLER),
@@ -78,14 +78,14 @@ pub fn open_command(reason: Reason, proposal: ProposalTerms) -> Command {
     })
 }
 
-pub fn set(kind: DeadlineKind, entered_at: DateTime<Utc>) -> Event {
+pub(crate) fn set(kind: DeadlineKind, entered_at: DateTime<Utc>) -> Event {
     Event::DeadlineSet {
         deadline: kind,
         due_at: entered_at + Policy::default().duration(kind),
     }
 }
 
-pub fn resolved(solution: Solution, refund_amount: u64, basis: ResolutionBasis) -> Event {
+pub(crate) fn resolved(solution: Solution, refund_amount: u64, basis: ResolutionBasis) -> Event {
     Event::DisputeResolved {
         solution,
         refund_amount,
@@ -96,7 +96,7 @@ pub fn resolved(solution: Solution, refund_amount: u64, basis: ResolutionBasis) 
 }
 
 /// Step 0: opened by the buyer with `proposal`, awaiting the seller's response.
-pub fn opened(reason: Reason, proposal: Proposal) -> Vec<Event> {
+pub(crate) fn opened(reason: Reason, proposal: Proposal) -> Vec<Event> {
     vec![
         Event::DisputeOpened {
             order_id: OrderId::parse("o-1").unwrap(),
@@ -112,7 +112,7 @@ pub fn opened(reason: Reason, proposal: Proposal) -> Vec<Event> {
 }
 
 /// Step 1: the seller counter-proposed `counter` to the buyer's full refund.
-pub fn countered(reason: Reason, counter: Proposal) -> Vec<Event> {
+pub(crate) fn countered(reason: Reason, counter: Proposal) -> Vec<Event> {
     let mut history = opened(reason, Proposal::FullRefund);
     history.extend([
         Event::CounterProposed { proposal: counter },
@@ -122,7 +122,7 @@ pub fn countered(reason: Reason, counter: Proposal) -> Vec<Event> {
 }
 
 /// Step 2: the buyer rejected a partial refund of 1000; escalated by reason.
-pub fn escalated(reason: Reason) -> Vec<Event> {
+pub(crate) fn escalated(reason: Reason) -> Vec<Event> {
     let mut history = countered(reason, partial(1000));
     let kind = DeadlineKind::of_escalation(reason);
     history.extend([
@@ -136,7 +136,7 @@ pub fn escalated(reason: Reason) -> Vec<Event> {
 }
 
 /// Step 3: shipping proof or evidence submitted, by reason.
-pub fn under_review(reason: Reason) -> Vec<Event> {
+pub(crate) fn under_review(reason: Reason) -> Vec<Event> {
     let mut history = escalated(reason);
     history.push(match reason {
         Reason::NotReceived => Event::ShippingProofSubmitted {
@@ -152,7 +152,7 @@ pub fn under_review(reason: Reason) -> Vec<Event> {
 }
 
 /// Step 1: the seller accepted a return of `return_amount`; awaiting the return address.
-pub fn awaiting_return_address(return_amount: u64) -> Vec<Event> {
+pub(crate) fn awaiting_return_address(return_amount: u64) -> Vec<Event> {
     let mut history = opened(Reason::NotAsDescribed, ret(return_amount));
     history.extend([
         Event::ProposalAccepted {
@@ -165,7 +165,7 @@ pub fn awaiting_return_address(return_amount: u64) -> Vec<Event> {
 }
 
 /// Step 2: the return address given; awaiting the buyer's return shipment.
-pub fn awaiting_return_shipment(return_amount: u64) -> Vec<Event> {
+pub(crate) fn awaiting_return_shipment(return_amount: u64) -> Vec<Event> {
     let mut history = awaiting_return_address(return_amount);
     history.extend([
         Event::ReturnAddressProvided {
@@ -177,7 +177,7 @@ pub fn awaiting_return_shipment(return_amount: u64) -> Vec<Event> {
 }
 
 /// Step 3: the return shipped; awaiting the seller's receipt.
-pub fn awaiting_return_receipt(return_amount: u64) -> Vec<Event> {
+pub(crate) fn awaiting_return_receipt(return_amount: u64) -> Vec<Event> {
     let mut history = awaiting_return_shipment(return_amount);
     history.extend([
         Event::ReturnTrackingProvided {
@@ -190,7 +190,7 @@ pub fn awaiting_return_receipt(return_amount: u64) -> Vec<Event> {
 }
 
 /// Step 4: the seller reported the return damaged; under review again.
-pub fn after_return_problem(return_amount: u64) -> Vec<Event> {
+pub(crate) fn after_return_problem(return_amount: u64) -> Vec<Event> {
     let mut history = awaiting_return_receipt(return_amount);
     history.push(Event::ReturnProblemReported {
         problem: disputes_domain::ReturnProblem::Damaged,
@@ -200,7 +200,7 @@ pub fn after_return_problem(return_amount: u64) -> Vec<Event> {
 }
 
 /// Step 1: the seller accepted the buyer's full refund.
-pub fn resolved_by_agreement() -> Vec<Event> {
+pub(crate) fn resolved_by_agreement() -> Vec<Event> {
     let mut history = opened(Reason::NotReceived, Proposal::FullRefund);
     history.extend([
         Event::ProposalAccepted {
@@ -217,18 +217,18 @@ pub fn resolved_by_agreement() -> Vec<Event> {
 }
 
 /// The active deadline of a history's state.
-pub fn due_at(history: &[Event]) -> DateTime<Utc> {
+pub(crate) fn due_at(history: &[Event]) -> DateTime<Utc> {
     dispute_of(&fold(history))
         .deadline()
         .expect("an active deadline")
         .due_at()
 }
 
-pub fn dispute_of(state: &State) -> &Dispute {
+pub(crate) fn dispute_of(state: &State) -> &Dispute {
     state.dispute().expect("an opened dispute")
 }
 
-pub fn given(history: Vec<Event>) -> Scenario {
+pub(crate) fn given(history: Vec<Event>) -> Scenario {
     Scenario {
         history,
         now: hours(10),
@@ -236,30 +236,30 @@ pub fn given(history: Vec<Event>) -> Scenario {
     }
 }
 
-pub fn given_nothing() -> Scenario {
+pub(crate) fn given_nothing() -> Scenario {
     given(Vec::new())
 }
 
-pub struct Scenario {
+pub(crate) struct Scenario {
     history: Vec<Event>,
     now: DateTime<Utc>,
     policy: Policy,
 }
 
 impl Scenario {
-    pub fn at(mut self, now: DateTime<Utc>) -> Scenario {
+    pub(crate) fn at(mut self, now: DateTime<Utc>) -> Scenario {
         self.now = now;
         self
     }
 
-    pub fn when(self, request: Request) -> Outcome {
+    pub(crate) fn when(self, request: Request) -> Outcome {
         let state = fold(&self.history);
         let result = decide(&state, &request, self.now, &self.policy);
         Outcome { state, result }
     }
 }
 
-pub struct Outcome {
+pub(crate) struct Outcome {
     state: State,
     result: Result<Vec<Event>, Refusal>,
 }
@@ -267,7 +267,7 @@ pub struct Outcome {
 impl Outcome {
     /// Expects exactly `expected`; returns the dispute they lead to.
     #[track_caller]
-    pub fn then(self, expected: Vec<Event>) -> Dispute {
+    pub(crate) fn then(self, expected: Vec<Event>) -> Dispute {
         let events = self
             .result
             .unwrap_or_else(|refusal| panic!("refused: {refusal}"));
@@ -278,7 +278,7 @@ impl Outcome {
 
     /// Expects a refusal with `code` (and a message).
     #[track_caller]
-    pub fn then_refused(self, code: ErrorCode) -> Refusal {
+    pub(crate) fn then_refused(self, code: ErrorCode) -> Refusal {
         match self.result {
             Ok(events) => panic!("expected {code}, got events {events:?}"),
             Err(refusal) => {
@@ -291,12 +291,12 @@ impl Outcome {
 
     /// Expects acceptance with no events (a stale or early expiry).
     #[track_caller]
-    pub fn then_nothing(self) {
+    pub(crate) fn then_nothing(self) {
         assert_eq!(self.result, Ok(vec![]));
     }
 }
 
 /// The status a history leads to.
-pub fn status_of(history: &[Event]) -> Status {
+pub(crate) fn status_of(history: &[Event]) -> Status {
     dispute_of(&fold(history)).status()
 }

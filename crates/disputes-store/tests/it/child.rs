@@ -6,11 +6,11 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
-pub const CHILD_ENV: &str = "DISPUTES_STORE_IT_CHILD";
+pub(crate) const CHILD_ENV: &str = "DISPUTES_STORE_IT_CHILD";
 
 /// This test binary, set to run `entry` as `mode` (`"strace:DIR"` or `"crash:RUN:DIR"`), run
 /// by `wrapper` (a program and its arguments, such as strace) when not empty.
-pub fn command(wrapper: &[OsString], mode: &str) -> Command {
+pub(crate) fn command(wrapper: &[OsString], mode: &str) -> Command {
     let exe = std::env::current_exe().expect("the test binary's path");
     let mut command = match wrapper.split_first() {
         Some((program, args)) => {
@@ -32,7 +32,7 @@ pub fn command(wrapper: &[OsString], mode: &str) -> Command {
 }
 
 /// One line on stdout, written and flushed at once (a single `write` for a short line).
-pub fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(format!("{line}\n").as_bytes())

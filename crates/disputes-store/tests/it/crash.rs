@@ -21,7 +21,7 @@ const APPENDS_PER_THREAD_MAX: u64 = 1_000_000;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// In the child: append until killed.
-pub fn child(run: u64, dir: &Path) {
+pub(crate) fn child(run: u64, dir: &Path) {
     let store = open(dir);
     say("ready");
     std::thread::scope(|scope| {

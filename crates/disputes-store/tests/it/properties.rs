@@ -1,6 +1,7 @@
 //! Property: whatever the sequence of appends reusing command ids, each id appends once, and
-//! every repeat gets the first outcome. 4 × 2,500 cases (the four run in parallel), each four
-//! against one temporary buffered store, each case under its own id prefix.
+//! every repeat gets the first outcome. `PROPTEST_CASES` cases in all (10,000 in CI; 1,000 by
+//! default), in four quarters that run in parallel, each against one temporary buffered store,
+//! each case under its own id prefix.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -113,7 +114,17 @@ fn check_model(
     Ok(())
 }
 
-fn run_cases(cases: u32, first_prefix: u64) {
+/// A quarter of `PROPTEST_CASES` (else of 1,000).
+fn quarter_of_the_cases() -> u32 {
+    let cases: u32 = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000);
+    cases.div_ceil(4)
+}
+
+fn run_cases(first_prefix: u64) {
+    let cases = quarter_of_the_cases();
     let store = SledStore::open_temporary().unwrap();
     let prefix = AtomicU64::new(first_prefix);
     let config = Config {
@@ -134,20 +145,20 @@ fn run_cases(cases: u32, first_prefix: u64) {
 
 #[test]
 fn repeated_command_ids_append_once_a() {
-    run_cases(2_500, 0);
+    run_cases(0);
 }
 
 #[test]
 fn repeated_command_ids_append_once_b() {
-    run_cases(2_500, 1_000_000);
+    run_cases(1_000_000);
 }
 
 #[test]
 fn repeated_command_ids_append_once_c() {
-    run_cases(2_500, 2_000_000);
+    run_cases(2_000_000);
 }
 
 #[test]
 fn repeated_command_ids_append_once_d() {
-    run_cases(2_500, 3_000_000);
+    run_cases(3_000_000);
 }

@@ -15,7 +15,7 @@ const STRACE: &str = "/usr/bin/strace";
 const APPENDS: u64 = 5;
 
 /// In the child: appends, each between a `BEGIN n` and an `ACK n` line on stdout.
-pub fn child(dir: &Path) {
+pub(crate) fn child(dir: &Path) {
     let store = open(dir);
     for n in 1..=APPENDS {
         say(&format!("BEGIN {n}"));

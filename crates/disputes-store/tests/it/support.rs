@@ -14,18 +14,18 @@ use disputes_store::{
 };
 use serde_json::{json, Value};
 
-pub fn at() -> DateTime<Utc> {
+pub(crate) fn at() -> DateTime<Utc> {
     "2026-11-27T08:00:00Z".parse().unwrap()
 }
 
-pub fn actor() -> ActorRef {
+pub(crate) fn actor() -> ActorRef {
     ActorRef {
         role: "buyer".into(),
         id: "b-1".into(),
     }
 }
 
-pub fn event(event_type: &str, data: Value, command_id: Option<&str>) -> NewEvent {
+pub(crate) fn event(event_type: &str, data: Value, command_id: Option<&str>) -> NewEvent {
     NewEvent {
         event_type: event_type.into(),
         data,
@@ -36,7 +36,7 @@ pub fn event(event_type: &str, data: Value, command_id: Option<&str>) -> NewEven
 }
 
 /// A request for `count` events on `dispute_id` at `expected_version`, under `command_id`.
-pub fn request(
+pub(crate) fn request(
     dispute_id: &str,
     expected_version: u64,
     command_id: Option<&str>,
@@ -63,19 +63,19 @@ pub fn request(
     }
 }
 
-pub fn appended(outcome: Result<AppendOutcome, StoreError>) -> Vec<Envelope> {
+pub(crate) fn appended(outcome: Result<AppendOutcome, StoreError>) -> Vec<Envelope> {
     match outcome {
         Ok(AppendOutcome::Appended(envelopes)) => envelopes,
         other => panic!("expected an append, got {other:?}"),
     }
 }
 
-pub fn open(path: &Path) -> SledStore {
+pub(crate) fn open(path: &Path) -> SledStore {
     SledStore::open(path, StoreOptions::default()).expect("store opens")
 }
 
 /// Every durable event, in seq order, in pages.
-pub fn read_all(store: &impl EventStore) -> Vec<Envelope> {
+pub(crate) fn read_all(store: &impl EventStore) -> Vec<Envelope> {
     let mut all: Vec<Envelope> = Vec::new();
     loop {
         let next = all.last().map_or(1, |e| e.seq + 1);
@@ -88,7 +88,7 @@ pub fn read_all(store: &impl EventStore) -> Vec<Envelope> {
 }
 
 /// Seqs are 1..=head without a gap, each `prev_hash` is the previous `hash`, `verify` is clean.
-pub fn assert_log_intact(store: &impl EventStore) -> Vec<Envelope> {
+pub(crate) fn assert_log_intact(store: &impl EventStore) -> Vec<Envelope> {
     let all = read_all(store);
     assert_eq!(
         all.len() as u64,
@@ -110,7 +110,7 @@ pub fn assert_log_intact(store: &impl EventStore) -> Vec<Envelope> {
 }
 
 /// Runs a future to completion on this thread (the store's crate has no async runtime).
-pub fn block_on<F: Future>(future: F) -> F::Output {
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
     struct Unpark(Thread);
     impl Wake for Unpark {
         fn wake(self: Arc<Self>) {
@@ -129,10 +129,10 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 /// A small xorshift generator, seeded from the clock unless `DISPUTES_STORE_SEED` is set.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
-    pub fn seeded(name: &str) -> Rng {
+    pub(crate) fn seeded(name: &str) -> Rng {
         let seed = std::env::var("DISPUTES_STORE_SEED")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -146,7 +146,7 @@ impl Rng {
         Rng(seed | 1)
     }
 
-    pub fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;

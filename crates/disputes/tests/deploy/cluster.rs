@@ -65,6 +65,26 @@ async fn three_nodes_from_the_shipped_files_replicate_and_keep_the_permissions()
 
     let service = Probe::connect(&nodes[0].url(), "disputes").await;
     let js = jetstream::new(service.client.clone());
+    let mut events = create_the_three_replica_event_stream(&js, &nodes).await;
+    publish_once_a_majority_acknowledges(&js, &nodes).await;
+    let info = events.info().await.expect("stream info");
+    let cluster = info.cluster.as_ref().expect("a clustered stream");
+    assert_eq!(
+        cluster.replicas.len(),
+        NODES - 1,
+        "a leader and two replicas: {cluster:?}"
+    );
+
+    the_auditor_reads_the_event_on_n3(&nodes).await;
+    the_buyer_on_n2_reaches_the_service_on_n3_and_nothing_more(&nodes).await;
+}
+
+/// The service user creates DISPUTE_EVENTS with three replicas, retrying until the cluster has
+/// a JetStream leader.
+async fn create_the_three_replica_event_stream(
+    js: &jetstream::Context,
+    nodes: &[NatsServer],
+) -> stream::Stream {
     let config = stream::Config {
         name: "DISPUTE_EVENTS".into(),
         subjects: vec!["disputes.evt.>".into()],
@@ -75,16 +95,20 @@ async fn three_nodes_from_the_shipped_files_replicate_and_keep_the_permissions()
         ..Default::default()
     };
     let started = Instant::now();
-    let mut events = loop {
+    loop {
         match js.create_stream(config.clone()).await {
             Ok(stream) => break stream,
             Err(_) if started.elapsed() < SETTLE_TIMEOUT => pause().await,
             Err(e) => panic!(
                 "no R3 stream within {SETTLE_TIMEOUT:?}: {e}\n{}",
-                logs(&nodes)
+                logs(nodes)
             ),
         }
-    };
+    }
+}
+
+/// One event is published and acknowledged by a majority of the replicas.
+async fn publish_once_a_majority_acknowledges(js: &jetstream::Context, nodes: &[NatsServer]) {
     // A new R3 stream may answer "not found" until its leader is elected: retry until settled.
     let started = Instant::now();
     loop {
@@ -100,18 +124,14 @@ async fn three_nodes_from_the_shipped_files_replicate_and_keep_the_permissions()
             Err(_) if started.elapsed() < SETTLE_TIMEOUT => pause().await,
             Err(e) => panic!(
                 "not acknowledged by a majority of replicas within {SETTLE_TIMEOUT:?}: {e}\n{}",
-                logs(&nodes)
+                logs(nodes)
             ),
         }
     }
-    let info = events.info().await.expect("stream info");
-    let cluster = info.cluster.as_ref().expect("a clustered stream");
-    assert_eq!(
-        cluster.replicas.len(),
-        NODES - 1,
-        "a leader and two replicas: {cluster:?}"
-    );
+}
 
+/// The auditor, connected to n3, reads the event published through n1.
+async fn the_auditor_reads_the_event_on_n3(nodes: &[NatsServer]) {
     let auditor = Probe::connect(&nodes[2].url(), "auditor").await;
     let from_n3 = jetstream::new(auditor.client.clone())
         .get_stream("DISPUTE_EVENTS")
@@ -122,7 +142,11 @@ async fn three_nodes_from_the_shipped_files_replicate_and_keep_the_permissions()
         .await
         .expect("read on n3");
     assert_eq!(first.subject.as_str(), "disputes.evt.d-1.DisputeOpened");
+}
 
+/// The buyer gateway on n2 gets replies from a responder on n3, and is refused a ruling and a
+/// forged event there as on a single node.
+async fn the_buyer_on_n2_reaches_the_service_on_n3_and_nothing_more(nodes: &[NatsServer]) {
     let responder = Responder::start(&nodes[2].url()).await;
     let mut buyer = Probe::connect(&nodes[1].url(), "buyer_gateway").await;
     let started = Instant::now();
@@ -136,7 +160,7 @@ async fn three_nodes_from_the_shipped_files_replicate_and_keep_the_permissions()
         assert!(
             started.elapsed() < SETTLE_TIMEOUT,
             "no reply across the cluster\n{}",
-            logs(&nodes)
+            logs(nodes)
         );
         pause().await;
     }

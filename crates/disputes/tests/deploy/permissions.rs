@@ -218,7 +218,30 @@ async fn the_service_user_runs_its_streams_consumer_lease_and_services_api_and_n
         js.update_stream(lift).await.is_err(),
         "JetStream refuses to lift deny-delete/deny-purge"
     );
+    the_service_takes_an_expiry_through_its_consumer(&js).await;
+    the_service_takes_and_renews_its_lease(&js).await;
+    the_service_starts_its_services_api(&service).await;
 
+    for subject in [
+        "disputes.cmd.rule",
+        "disputes.query.get",
+        "_INBOX.spoofed-reply",
+        "$JS.API.STREAM.DELETE.DISPUTE_EVENTS",
+        "$JS.API.STREAM.PURGE.DISPUTE_EVENTS",
+        "$JS.API.STREAM.MSG.DELETE.DISPUTE_EVENTS",
+    ] {
+        service.expect_publish_denied(subject).await;
+    }
+    for subject in ["disputes.evt.>", ">"] {
+        service.expect_subscribe_denied(subject).await;
+    }
+    service.expect_no_more_violations().await;
+    assert_eq!(events.info().await.expect("stream info").state.messages, 2);
+}
+
+/// The service creates DISPUTE_DEADLINES, schedules a reminder and an expiry, and takes the
+/// expiry through its durable `disputes-expiry` consumer.
+async fn the_service_takes_an_expiry_through_its_consumer(js: &jetstream::Context) {
     let deadlines = js
         .create_stream(stream::Config {
             name: "DISPUTE_DEADLINES".into(),
@@ -261,7 +284,10 @@ async fn the_service_user_runs_its_streams_consumer_lease_and_services_api_and_n
         .expect("an expiry message");
     assert_eq!(expired.subject.as_str(), "disputes.deadline.expired.d-1");
     expired.double_ack().await.expect("ack the expiry");
+}
 
+/// The service creates the DISPUTES_LEASES bucket, takes the lease, renews it and reads it.
+async fn the_service_takes_and_renews_its_lease(js: &jetstream::Context) {
     let leases = js
         .create_key_value(kv::Config {
             bucket: "DISPUTES_LEASES".into(),
@@ -282,33 +308,18 @@ async fn the_service_user_runs_its_streams_consumer_lease_and_services_api_and_n
         .expect("renew the lease");
     let holder = leases.get("disputes").await.expect("read the lease");
     assert_eq!(holder.as_deref(), Some(&b"holder"[..]));
+}
 
-    {
-        use async_nats::service::ServiceExt as _;
-        let _services_api = service
-            .client
-            .service_builder()
-            .start("disputes", "0.1.0")
-            .await
-            .expect("$SRV");
-        service.client.flush().await.expect("flush");
-    }
-
-    for subject in [
-        "disputes.cmd.rule",
-        "disputes.query.get",
-        "_INBOX.spoofed-reply",
-        "$JS.API.STREAM.DELETE.DISPUTE_EVENTS",
-        "$JS.API.STREAM.PURGE.DISPUTE_EVENTS",
-        "$JS.API.STREAM.MSG.DELETE.DISPUTE_EVENTS",
-    ] {
-        service.expect_publish_denied(subject).await;
-    }
-    for subject in ["disputes.evt.>", ">"] {
-        service.expect_subscribe_denied(subject).await;
-    }
-    service.expect_no_more_violations().await;
-    assert_eq!(events.info().await.expect("stream info").state.messages, 2);
+/// The service answers on the `$SRV` services API under its own name.
+async fn the_service_starts_its_services_api(service: &Probe) {
+    use async_nats::service::ServiceExt as _;
+    let _services_api = service
+        .client
+        .service_builder()
+        .start("disputes", "0.1.0")
+        .await
+        .expect("$SRV");
+    service.client.flush().await.expect("flush");
 }
 
 #[tokio::test]
@@ -329,8 +340,44 @@ async fn auditor_reads_dispute_events_through_its_own_consumer_and_touches_no_ot
         .expect("payments consumer");
 
     let mut auditor = Probe::connect(&server.url(), "auditor").await;
-    let js = jetstream::new(auditor.client.clone());
-    let stream = js.get_stream("DISPUTE_EVENTS").await.expect("stream info");
+    let stream = jetstream::new(auditor.client.clone())
+        .get_stream("DISPUTE_EVENTS")
+        .await
+        .expect("stream info");
+    the_auditor_reads_and_acks_every_event(&stream).await;
+    let one = stream
+        .get_raw_message(2)
+        .await
+        .expect("read one event by sequence");
+    assert_eq!(one.subject.as_str(), "disputes.evt.d-2.DisputeOpened");
+    the_auditor_replaces_its_consumer_with_a_filtered_one(&stream).await;
+
+    for subject in [
+        "$JS.API.CONSUMER.CREATE.DISPUTE_EVENTS",
+        "$JS.API.CONSUMER.CREATE.DISPUTE_EVENTS.payments",
+        "$JS.API.CONSUMER.DURABLE.CREATE.DISPUTE_EVENTS.payments",
+        "$JS.API.CONSUMER.MSG.NEXT.DISPUTE_EVENTS.payments",
+        "$JS.API.CONSUMER.DELETE.DISPUTE_EVENTS.payments",
+        "$JS.ACK.DISPUTE_EVENTS.payments.1.1.1.0.0",
+        "$JS.API.STREAM.UPDATE.DISPUTE_EVENTS",
+        "$JS.API.STREAM.MSG.DELETE.DISPUTE_EVENTS",
+        "$JS.API.STREAM.MSG.GET.DISPUTE_DEADLINES",
+        "$JS.API.CONSUMER.CREATE.DISPUTE_DEADLINES.auditor",
+        "$JS.API.STREAM.NAMES",
+    ] {
+        auditor.expect_publish_denied(subject).await;
+    }
+    auditor.expect_no_more_violations().await;
+    let untouched = payments.info().await.expect("payments consumer info");
+    assert_eq!(
+        (untouched.delivered.stream_sequence, untouched.num_pending),
+        (0, 3)
+    );
+}
+
+/// The auditor creates its durable `auditor` consumer and reads and acks the three events in
+/// order.
+async fn the_auditor_reads_and_acks_every_event(stream: &stream::Stream) {
     let reader = consumer::pull::Config {
         durable_name: Some("auditor".into()),
         ack_policy: consumer::AckPolicy::Explicit,
@@ -359,11 +406,10 @@ async fn auditor_reads_dispute_events_through_its_own_consumer_and_touches_no_ot
         );
         message.double_ack().await.expect("ack");
     }
-    let one = stream
-        .get_raw_message(2)
-        .await
-        .expect("read one event by sequence");
-    assert_eq!(one.subject.as_str(), "disputes.evt.d-2.DisputeOpened");
+}
+
+/// The auditor deletes its own consumer and creates it again with a filter subject.
+async fn the_auditor_replaces_its_consumer_with_a_filtered_one(stream: &stream::Stream) {
     stream
         .delete_consumer("auditor")
         .await
@@ -377,28 +423,6 @@ async fn auditor_reads_dispute_events_through_its_own_consumer_and_touches_no_ot
         .create_consumer(filtered)
         .await
         .expect("a consumer with a filter subject");
-
-    for subject in [
-        "$JS.API.CONSUMER.CREATE.DISPUTE_EVENTS",
-        "$JS.API.CONSUMER.CREATE.DISPUTE_EVENTS.payments",
-        "$JS.API.CONSUMER.DURABLE.CREATE.DISPUTE_EVENTS.payments",
-        "$JS.API.CONSUMER.MSG.NEXT.DISPUTE_EVENTS.payments",
-        "$JS.API.CONSUMER.DELETE.DISPUTE_EVENTS.payments",
-        "$JS.ACK.DISPUTE_EVENTS.payments.1.1.1.0.0",
-        "$JS.API.STREAM.UPDATE.DISPUTE_EVENTS",
-        "$JS.API.STREAM.MSG.DELETE.DISPUTE_EVENTS",
-        "$JS.API.STREAM.MSG.GET.DISPUTE_DEADLINES",
-        "$JS.API.CONSUMER.CREATE.DISPUTE_DEADLINES.auditor",
-        "$JS.API.STREAM.NAMES",
-    ] {
-        auditor.expect_publish_denied(subject).await;
-    }
-    auditor.expect_no_more_violations().await;
-    let untouched = payments.info().await.expect("payments consumer info");
-    assert_eq!(
-        (untouched.delivered.stream_sequence, untouched.num_pending),
-        (0, 3)
-    );
 }
 
 #[tokio::test]

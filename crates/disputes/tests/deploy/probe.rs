@@ -26,7 +26,7 @@ const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(5);
 const SENTINEL: &str = "deploy-test.sentinel";
 
 /// A connection as one user, with the errors the server sent it.
-pub struct Probe {
+pub(crate) struct Probe {
     pub client: async_nats::Client,
     user: String,
     errors: mpsc::UnboundedReceiver<String>,
@@ -43,12 +43,12 @@ fn subscribe_violation(subject: &str) -> String {
 
 impl Probe {
     /// Connects as `user` with its shipped dev password.
-    pub async fn connect(url: &str, user: &str) -> Probe {
+    pub(crate) async fn connect(url: &str, user: &str) -> Probe {
         Probe::connect_with(url, user, ConnectOptions::new()).await
     }
 
     /// Like `connect`, on top of `options` (TLS settings, say).
-    pub async fn connect_with(url: &str, user: &str, options: ConnectOptions) -> Probe {
+    pub(crate) async fn connect_with(url: &str, user: &str, options: ConnectOptions) -> Probe {
         let (errors_tx, errors) = mpsc::unbounded_channel();
         let client = options
             .user_and_password(user.to_owned(), shipped::dev_password(user))
@@ -76,7 +76,7 @@ impl Probe {
     }
 
     /// A request on `subject` reaches the responder and comes back.
-    pub async fn request_ok(&self, subject: &str) {
+    pub(crate) async fn request_ok(&self, subject: &str) {
         let reply = self
             .client
             .request(subject.to_owned(), Bytes::from_static(b"{}"))
@@ -91,7 +91,7 @@ impl Probe {
     }
 
     /// A publish on `subject` is refused with a permission violation for that subject.
-    pub async fn expect_publish_denied(&mut self, subject: &str) {
+    pub(crate) async fn expect_publish_denied(&mut self, subject: &str) {
         self.client
             .publish(subject.to_owned(), Bytes::from_static(b"{}"))
             .await
@@ -101,7 +101,7 @@ impl Probe {
     }
 
     /// A subscription on `subject` is refused with a permission violation for that subject.
-    pub async fn expect_subscribe_denied(&mut self, subject: &str) {
+    pub(crate) async fn expect_subscribe_denied(&mut self, subject: &str) {
         let _subscriber = self
             .client
             .subscribe(subject.to_owned())
@@ -112,12 +112,12 @@ impl Probe {
     }
 
     /// No error arrived that was not expected: the next one is the sentinel's.
-    pub async fn expect_no_more_violations(&mut self) {
+    pub(crate) async fn expect_no_more_violations(&mut self) {
         self.expect_publish_denied(SENTINEL).await;
     }
 
     /// The next error the server sent this connection is `expected`.
-    pub async fn expect_error(&mut self, expected: &str) {
+    pub(crate) async fn expect_error(&mut self, expected: &str) {
         let user = &self.user;
         let error = tokio::time::timeout(ARRIVAL_TIMEOUT, self.errors.recv())
             .await
@@ -132,19 +132,19 @@ impl Probe {
 /// Stands in for `disputes serve`: logged in as the shipped `disputes` user, it serves every
 /// command and query subject in queue group `disputes` and answers each request with its subject,
 /// replying through `allow_responses` (it has no publish permission on `_INBOX.>`).
-pub struct Responder {
+pub(crate) struct Responder {
     pub probe: Probe,
     seen: Arc<Mutex<Vec<String>>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Responder {
-    pub async fn start(url: &str) -> Responder {
+    pub(crate) async fn start(url: &str) -> Responder {
         Responder::start_with(url, ConnectOptions::new()).await
     }
 
     /// Like `start`, on top of `options` (TLS settings, say).
-    pub async fn start_with(url: &str, options: ConnectOptions) -> Responder {
+    pub(crate) async fn start_with(url: &str, options: ConnectOptions) -> Responder {
         let probe = Probe::connect_with(url, "disputes", options).await;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
@@ -172,7 +172,7 @@ impl Responder {
     }
 
     /// The subjects of every request received, in order.
-    pub fn seen(&self) -> Vec<String> {
+    pub(crate) fn seen(&self) -> Vec<String> {
         self.seen.lock().expect("seen lock").clone()
     }
 }

@@ -9,17 +9,17 @@ use crate::kit::nats::NatsServer;
 use crate::kit::workspace_root;
 
 /// `deploy/nats`.
-pub fn nats_dir() -> PathBuf {
+pub(crate) fn nats_dir() -> PathBuf {
     workspace_root().join("deploy/nats")
 }
 
-pub fn read(relative: &str) -> String {
+pub(crate) fn read(relative: &str) -> String {
     let path = nats_dir().join(relative);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 /// Replaces each `(from, to)`; `from` must occur exactly once in `text`.
-pub fn rewrite(name: &str, text: &str, replacements: &[(&str, &str)]) -> String {
+pub(crate) fn rewrite(name: &str, text: &str, replacements: &[(&str, &str)]) -> String {
     let mut text = text.to_owned();
     for (from, to) in replacements {
         let count = text.matches(from).count();
@@ -33,7 +33,7 @@ pub fn rewrite(name: &str, text: &str, replacements: &[(&str, &str)]) -> String 
 }
 
 /// The dev-only password of `user`, from `deploy/nats/dev-passwords.txt`.
-pub fn dev_password(user: &str) -> String {
+pub(crate) fn dev_password(user: &str) -> String {
     read("dev-passwords.txt")
         .lines()
         .filter(|line| !line.starts_with('#'))
@@ -45,7 +45,7 @@ pub fn dev_password(user: &str) -> String {
 
 /// `deploy/nats/nats.conf` as a harness template: a free loopback port, a temporary store,
 /// no monitoring port. Everything else, `include ./auth.conf` among it, is as shipped.
-pub fn single_node_template() -> String {
+pub(crate) fn single_node_template() -> String {
     rewrite(
         "deploy/nats/nats.conf",
         &read("nats.conf"),
@@ -64,14 +64,14 @@ pub fn single_node_template() -> String {
 }
 
 /// Copies a shipped file, unchanged, into a server's dir.
-pub fn copy_verbatim(relative: &str, dir: &Path) {
+pub(crate) fn copy_verbatim(relative: &str, dir: &Path) {
     let to = dir.join(relative);
     std::fs::create_dir_all(to.parent().expect("a file has a parent")).expect("create dir");
     std::fs::write(&to, read(relative)).unwrap_or_else(|e| panic!("write {}: {e}", to.display()));
 }
 
 /// A single node started from the shipped `nats.conf` and `auth.conf`.
-pub fn start_single_node() -> NatsServer {
+pub(crate) fn start_single_node() -> NatsServer {
     let dir = tempfile::tempdir().expect("temp dir");
     NatsServer::start_in(dir, &single_node_template(), |dir| {
         copy_verbatim("auth.conf", dir)

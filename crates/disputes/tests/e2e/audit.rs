@@ -125,12 +125,31 @@ struct Paths {
 
 /// Several disputes through several paths, one left open, one refusal, one expiry.
 async fn run_paths(client: &Client) -> Paths {
+    let agreed = agree_on_a_full_refund(client).await;
+    let (ruled, timeline) = escalate_to_a_timed_ruling(client).await;
+    let returned = return_the_item_for_a_refund(client).await;
+    let withdrawn = withdraw_once_it_arrived(client).await;
+    let open = leave_open_after_a_refused_ruling(client).await;
+    let expired = let_the_buyer_evidence_deadline_expire(client).await;
+    Paths {
+        timeline,
+        expired: expired.id.clone(),
+        all: vec![agreed, ruled, returned, withdrawn, open, expired],
+    }
+}
+
+/// The seller accepts the buyer's full refund.
+async fn agree_on_a_full_refund(client: &Client) -> Dispute {
     let agreed = Dispute::new(client);
     agreed
         .open("not_received", 12999, json!({"solution": "full_refund"}))
         .await;
     agreed.ok("accept_proposal", "seller", json!({})).await;
+    agreed
+}
 
+/// A counter-proposal, its rejection, the shipping proof and a ruling, each step timed.
+async fn escalate_to_a_timed_ruling(client: &Client) -> (Dispute, Timeline) {
     let ruled = Dispute::new(client);
     let mut timeline = Timeline {
         id: ruled.id.clone(),
@@ -154,7 +173,11 @@ async fn run_paths(client: &Client) -> Paths {
     let ruling =
         json!({"outcome": "partial_refund", "amount": 1500, "responsible_party": "logistics"});
     step(&ruled, &mut timeline, "rule", "mediator", ruling).await;
+    (ruled, timeline)
+}
 
+/// An agreed return: address, tracking, and the seller confirms receipt.
+async fn return_the_item_for_a_refund(client: &Client) -> Dispute {
     let returned = Dispute::new(client);
     returned
         .open(
@@ -175,7 +198,11 @@ async fn run_paths(client: &Client) -> Paths {
     returned
         .ok("confirm_return_received", "seller", json!({}))
         .await;
+    returned
+}
 
+/// The buyer withdraws: the order arrived.
+async fn withdraw_once_it_arrived(client: &Client) -> Dispute {
     let withdrawn = Dispute::new(client);
     withdrawn
         .open("not_received", 700, json!({"solution": "full_refund"}))
@@ -183,7 +210,11 @@ async fn run_paths(client: &Client) -> Paths {
     withdrawn
         .ok("withdraw", "buyer", json!({"reason": "arrived"}))
         .await;
+    withdrawn
+}
 
+/// Left open with a message, after the seller is refused a ruling.
+async fn leave_open_after_a_refused_ruling(client: &Client) -> Dispute {
     let open = Dispute::new(client);
     open.open(
         "not_received",
@@ -204,7 +235,11 @@ async fn run_paths(client: &Client) -> Paths {
         "forbidden",
     )
     .await;
+    open
+}
 
+/// Escalated without evidence: the short buyer_evidence deadline expires and resolves it.
+async fn let_the_buyer_evidence_deadline_expire(client: &Client) -> Dispute {
     let expired = Dispute::new(client);
     expired
         .open("not_as_described", 900, json!({"solution": "full_refund"}))
@@ -214,11 +249,7 @@ async fn run_paths(client: &Client) -> Paths {
     expired.ok("reject_proposal", "buyer", json!({})).await;
     for _ in 0..200 {
         if expired.types().await.iter().any(|t| t == "DisputeResolved") {
-            return Paths {
-                timeline,
-                expired: expired.id.clone(),
-                all: vec![agreed, ruled, returned, withdrawn, open, expired],
-            };
+            return expired;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -1019,7 +1050,19 @@ async fn request(client: &async_nats::Client, subject: &str, body: Value) -> Val
 #[tokio::test]
 async fn the_shipped_auditor_user_audits_the_stream_and_nothing_else() {
     let nats = shipped_nats();
-    let mut service = Service::start(&nats.url(), "");
+    let mut service = start_as_the_disputes_user(&nats.url());
+    wait_until_the_dashboard_gets_stats(&nats.url(), &mut service).await;
+    let (id, events) = open_and_accept_through_the_gateways(&nats.url()).await;
+
+    let auditor = AsAuditor::new(&nats.url());
+    the_auditor_verifies_reads_and_exports_every_event(&auditor, &id, events);
+    the_auditor_may_use_no_other_consumer_and_nobody_reads_anonymously(&auditor);
+}
+
+/// A service on the shipped NATS: started, then restarted as the `disputes` user (it cannot log
+/// in without it).
+fn start_as_the_disputes_user(nats_url: &str) -> Service {
+    let mut service = Service::start(nats_url, "");
     service.kill(); // it cannot log in yet: give it the `disputes` user
     let config = std::fs::read_to_string(service.config_path()).unwrap();
     let password = dev_password("disputes");
@@ -1030,8 +1073,12 @@ async fn the_shipped_auditor_user_audits_the_stream_and_nothing_else() {
     );
     std::fs::write(service.config_path(), config).unwrap();
     service.spawn();
+    service
+}
 
-    let dashboard = login(&nats.url(), "dashboard").await;
+/// Asks for stats as the `dashboard` user until the service answers (while it keeps running).
+async fn wait_until_the_dashboard_gets_stats(nats_url: &str, service: &mut Service) {
+    let dashboard = login(nats_url, "dashboard").await;
     for _ in 0..600 {
         let answer = tokio::time::timeout(
             Duration::from_millis(500),
@@ -1044,9 +1091,14 @@ async fn the_shipped_auditor_user_audits_the_stream_and_nothing_else() {
         assert!(service.try_wait().is_none(), "{}", service.log());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The buyer gateway opens a dispute and the seller gateway accepts it; returns its id and the
+/// stream's last seq.
+async fn open_and_accept_through_the_gateways(nats_url: &str) -> (String, u64) {
     let (buyer, seller) = (
-        login(&nats.url(), "buyer_gateway").await,
-        login(&nats.url(), "seller_gateway").await,
+        login(nats_url, "buyer_gateway").await,
+        login(nats_url, "seller_gateway").await,
     );
     let id = unique("d");
     let actor = |role: &str, who: &str| json!({"role": role, "id": who});
@@ -1069,28 +1121,48 @@ async fn the_shipped_auditor_user_audits_the_stream_and_nothing_else() {
     .await;
     assert_eq!(accept["ok"], true, "{accept}");
     let events = accept["seq"].as_u64().unwrap();
+    (id, events)
+}
 
-    let dir = tempfile::tempdir().unwrap();
-    let auditor = dir.path().join("auditor.toml");
-    let keys = format!(
-        "[nats]\nuser = \"auditor\"\npassword = {:?}\n",
-        dev_password("auditor")
-    );
-    std::fs::write(&auditor, keys).unwrap();
-    let auditor = path_arg(&auditor);
-    let url = nats.url();
-    let as_auditor = |command: &[&str]| {
+/// `disputes audit … --config <auditor.toml> --nats-url <url>`: the shipped `auditor` user.
+struct AsAuditor {
+    _dir: tempfile::TempDir,
+    config: String,
+    url: String,
+}
+
+impl AsAuditor {
+    fn new(nats_url: &str) -> AsAuditor {
+        let dir = tempfile::tempdir().unwrap();
+        let auditor = dir.path().join("auditor.toml");
+        let keys = format!(
+            "[nats]\nuser = \"auditor\"\npassword = {:?}\n",
+            dev_password("auditor")
+        );
+        std::fs::write(&auditor, keys).unwrap();
+        AsAuditor {
+            config: path_arg(&auditor),
+            _dir: dir,
+            url: nats_url.to_owned(),
+        }
+    }
+
+    fn run(&self, command: &[&str]) -> Run {
         let mut args = command.to_vec();
-        args.extend(["--config", &auditor, "--nats-url", &url]);
+        args.extend(["--config", &self.config, "--nats-url", &self.url]);
         audit(&args)
-    };
-    let mut run = as_auditor(&["verify"]);
+    }
+}
+
+/// `verify` (once publishing has caught up with `events`), `history` and `export`, as the auditor.
+fn the_auditor_verifies_reads_and_exports_every_event(auditor: &AsAuditor, id: &str, events: u64) {
+    let mut run = auditor.run(&["verify"]);
     for _ in 0..100 {
         if run.stdout.starts_with(&format!("ok: {events} events")) {
             break;
         }
         std::thread::sleep(Duration::from_millis(100)); // publishing catches up
-        run = as_auditor(&["verify"]);
+        run = auditor.run(&["verify"]);
     }
     let run = run.ok("verify as the auditor");
     assert!(
@@ -1099,17 +1171,21 @@ async fn the_shipped_auditor_user_audits_the_stream_and_nothing_else() {
         "{}",
         run.stdout
     );
-    let history = as_auditor(&["history", &id, "--json"]).ok("history as the auditor");
+    let history = auditor
+        .run(&["history", id, "--json"])
+        .ok("history as the auditor");
     let history: Value = serde_json::from_str(&history.stdout).unwrap();
     assert_eq!(history.as_array().unwrap().len() as u64, events);
-    let export = as_auditor(&["export"]).ok("export as the auditor");
+    let export = auditor.run(&["export"]).ok("export as the auditor");
     assert_eq!(export.stdout.lines().count() as u64, events);
+}
 
-    // The permissions name the auditor's consumer; and an anonymous reader gets nothing.
-    let run = as_auditor(&["verify", "--consumer", "payments"]);
+/// The permissions name the auditor's consumer; and an anonymous reader gets nothing.
+fn the_auditor_may_use_no_other_consumer_and_nobody_reads_anonymously(auditor: &AsAuditor) {
+    let run = auditor.run(&["verify", "--consumer", "payments"]);
     assert_ne!(run.code, 0, "{}", run.stdout);
     assert!(run.stderr.contains("payments"), "{}", run.stderr);
-    let run = on_stream(&url, &["verify"]);
+    let run = on_stream(&auditor.url, &["verify"]);
     assert_ne!(run.code, 0, "{}", run.stdout);
     assert!(
         run.stderr.to_lowercase().contains("authorization"),

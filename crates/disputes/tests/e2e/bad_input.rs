@@ -26,60 +26,74 @@ async fn assert_code(d: &Dispute, command_type: &str, body: impl Into<bytes::Byt
 #[tokio::test]
 async fn malformed_bodies_are_invalid_request_and_append_nothing() {
     let d = opened().await;
+    bodies_that_are_no_json_object_are_invalid_request(&d).await;
+    counter_proposals_of_the_wrong_shape_are_invalid_request(&d).await;
+    an_unknown_field_a_missing_actor_or_an_oversized_body_is_invalid_request(&d).await;
+    assert_eq!(d.history().await.len(), 2, "only the open's two events");
+}
+
+async fn bodies_that_are_no_json_object_are_invalid_request(d: &Dispute) {
+    assert_code(d, "accept_proposal", "not json", "invalid_request").await;
+    assert_code(d, "accept_proposal", "[1,2]", "invalid_request").await;
+}
+
+/// Fractional, textual or missing amounts, unknown solutions, unknown or missing fields.
+async fn counter_proposals_of_the_wrong_shape_are_invalid_request(d: &Dispute) {
     let counter = |data: Value| {
         let mut body = d.body("seller", json!({}));
         body["data"] = data;
         serde_json::to_vec(&body).unwrap()
     };
-    assert_code(&d, "accept_proposal", "not json", "invalid_request").await;
-    assert_code(&d, "accept_proposal", "[1,2]", "invalid_request").await;
     assert_code(
-        &d,
+        d,
         "counter_propose",
         counter(json!({"proposal": {"solution": "partial_refund", "amount": 10.5}})),
         "invalid_request",
     )
     .await;
     assert_code(
-        &d,
+        d,
         "counter_propose",
         counter(json!({"proposal": {"solution": "partial_refund", "amount": "10"}})),
         "invalid_request",
     )
     .await;
     assert_code(
-        &d,
+        d,
         "counter_propose",
         counter(json!({"proposal": {"solution": "store_credit"}})),
         "invalid_request",
     )
     .await;
     assert_code(
-        &d,
+        d,
         "counter_propose",
         counter(json!({"proposal": {"solution": "full_refund", "amount": 5}})),
         "invalid_request",
     )
     .await;
     assert_code(
-        &d,
+        d,
         "counter_propose",
         counter(json!({"proposal": {"solution": "partial_refund"}})),
         "invalid_request",
     )
     .await;
-    assert_code(&d, "counter_propose", counter(json!({})), "invalid_request").await;
+    assert_code(d, "counter_propose", counter(json!({})), "invalid_request").await;
     assert_code(
-        &d,
+        d,
         "counter_propose",
         counter(json!({"proposal": {"solution": "full_refund"}, "extra": 1})),
         "invalid_request",
     )
     .await;
+}
+
+async fn an_unknown_field_a_missing_actor_or_an_oversized_body_is_invalid_request(d: &Dispute) {
     let mut unknown_top = d.body("seller", json!({}));
     unknown_top["surprise"] = json!(true);
     assert_code(
-        &d,
+        d,
         "accept_proposal",
         serde_json::to_vec(&unknown_top).unwrap(),
         "invalid_request",
@@ -88,7 +102,7 @@ async fn malformed_bodies_are_invalid_request_and_append_nothing() {
     let mut no_actor = d.body("seller", json!({}));
     no_actor.as_object_mut().unwrap().remove("actor");
     assert_code(
-        &d,
+        d,
         "accept_proposal",
         serde_json::to_vec(&no_actor).unwrap(),
         "invalid_request",
@@ -97,75 +111,81 @@ async fn malformed_bodies_are_invalid_request_and_append_nothing() {
     let mut huge = d.body("seller", json!({"text": "x".repeat(70 * 1024)}));
     huge["data"]["attachments"] = json!([]);
     assert_code(
-        &d,
+        d,
         "post_message",
         serde_json::to_vec(&huge).unwrap(),
         "invalid_request",
     )
     .await;
-    assert_eq!(d.history().await.len(), 2, "only the open's two events");
 }
 
 #[tokio::test]
 async fn out_of_range_values_are_invalid_value_and_append_nothing() {
     let d = opened().await;
-    let with = |role: &str, data: Value| serde_json::to_vec(&d.body(role, data)).unwrap();
+    out_of_range_proposals_are_invalid_value(&d).await;
+    a_too_long_message_or_too_many_attachments_are_invalid_value(&d).await;
+    ids_with_forbidden_characters_are_invalid_value(&d).await;
+    assert_eq!(d.history().await.len(), 2);
+}
+
+/// A zero, negative or whole-order partial refund, and a solution the seller may not propose.
+async fn out_of_range_proposals_are_invalid_value(d: &Dispute) {
+    let counter = |data: Value| serde_json::to_vec(&d.body("seller", data)).unwrap();
     assert_code(
-        &d,
+        d,
         "counter_propose",
-        with(
-            "seller",
-            json!({"proposal": {"solution": "partial_refund", "amount": 0}}),
-        ),
+        counter(json!({"proposal": {"solution": "partial_refund", "amount": 0}})),
         "invalid_value",
     )
     .await;
     assert_code(
-        &d,
+        d,
         "counter_propose",
-        with(
-            "seller",
-            json!({"proposal": {"solution": "partial_refund", "amount": -5}}),
-        ),
+        counter(json!({"proposal": {"solution": "partial_refund", "amount": -5}})),
         "invalid_value",
     )
     .await;
     assert_code(
-        &d,
+        d,
         "counter_propose",
-        with(
-            "seller",
-            json!({"proposal": {"solution": "partial_refund", "amount": 12999}}),
-        ),
+        counter(json!({"proposal": {"solution": "partial_refund", "amount": 12999}})),
         "invalid_value",
     )
     .await;
     assert_code(
-        &d,
+        d,
         "counter_propose",
-        with("seller", json!({"proposal": {"solution": "release_funds"}})),
+        counter(json!({"proposal": {"solution": "release_funds"}})),
         "invalid_value",
     )
     .await;
+}
+
+async fn a_too_long_message_or_too_many_attachments_are_invalid_value(d: &Dispute) {
+    let message = |data: Value| serde_json::to_vec(&d.body("buyer", data)).unwrap();
     assert_code(
-        &d,
+        d,
         "post_message",
-        with("buyer", json!({"text": "x".repeat(4001)})),
+        message(json!({"text": "x".repeat(4001)})),
         "invalid_value",
     )
     .await;
     let attachments: Vec<String> = (0..21).map(|i| format!("a{i}")).collect();
     assert_code(
-        &d,
+        d,
         "post_message",
-        with("buyer", json!({"text": "x", "attachments": attachments})),
+        message(json!({"text": "x", "attachments": attachments})),
         "invalid_value",
     )
     .await;
+}
+
+/// A dispute id with a space and an actor id with a dot.
+async fn ids_with_forbidden_characters_are_invalid_value(d: &Dispute) {
     let mut bad_id = d.body("seller", json!({}));
     bad_id["dispute_id"] = json!("d 1001");
     assert_code(
-        &d,
+        d,
         "accept_proposal",
         serde_json::to_vec(&bad_id).unwrap(),
         "invalid_value",
@@ -174,13 +194,12 @@ async fn out_of_range_values_are_invalid_value_and_append_nothing() {
     let mut bad_actor = d.body("seller", json!({}));
     bad_actor["actor"]["id"] = json!("s.42");
     assert_code(
-        &d,
+        d,
         "accept_proposal",
         serde_json::to_vec(&bad_actor).unwrap(),
         "invalid_value",
     )
     .await;
-    assert_eq!(d.history().await.len(), 2);
 }
 
 #[tokio::test]

@@ -29,24 +29,29 @@ async fn stream_ids(client: &Client) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sigkilled_service_keeps_every_acknowledged_command_and_publishes_it_once() {
     let (nats, mut service, client) = fresh().await;
+    let acked = kill_it_while_four_senders_open_disputes(&mut service, &client).await;
+
+    service.spawn();
+    service.wait_ready(&client).await;
+    every_acknowledged_event_is_in_its_history(&client, &acked).await;
+    every_acknowledged_event_is_on_jetstream_once(&client, &acked).await;
+    drop(nats);
+}
+
+/// Four senders open disputes until at least 60 are acknowledged; then the service is
+/// SIGKILLed. Returns every acknowledged reply, including those that came in before the senders
+/// stopped.
+async fn kill_it_while_four_senders_open_disputes(
+    service: &mut Service,
+    client: &Client,
+) -> Vec<Value> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
     let mut senders = Vec::new();
     for _ in 0..4 {
-        let (client, tx) = (client.clone(), tx.clone());
-        senders.push(tokio::spawn(async move {
-            loop {
-                let d = Dispute::new(&client);
-                let body = d.body("buyer", json!({"order_id": d.order, "seller_id": d.seller, "reason": "not_received",
-                    "order_amount": {"amount": 100, "currency": "EUR"}, "proposal": {"solution": "full_refund"}}));
-                let reply = match tokio::time::timeout(Duration::from_secs(2), client.nats().request("disputes.cmd.open", serde_json::to_vec(&body).unwrap().into())).await {
-                    Ok(Ok(message)) => serde_json::from_slice::<Value>(&message.payload).unwrap(),
-                    _ => return,
-                };
-                if reply["ok"] == true && tx.send(reply).is_err() {
-                    return;
-                }
-            }
-        }));
+        senders.push(tokio::spawn(keep_opening_disputes(
+            client.clone(),
+            tx.clone(),
+        )));
     }
     drop(tx);
     let mut acked = Vec::new();
@@ -63,10 +68,36 @@ async fn a_sigkilled_service_keeps_every_acknowledged_command_and_publishes_it_o
     while let Ok(reply) = rx.try_recv() {
         acked.push(reply);
     }
+    acked
+}
 
-    service.spawn();
-    service.wait_ready(&client).await;
-    for reply in &acked {
+/// Opens new disputes one after another, sending each acknowledged reply to `acked`, until a
+/// request fails or times out, or nobody receives any more.
+async fn keep_opening_disputes(client: Client, acked: tokio::sync::mpsc::UnboundedSender<Value>) {
+    loop {
+        let d = Dispute::new(&client);
+        let body = d.body("buyer", json!({"order_id": d.order, "seller_id": d.seller, "reason": "not_received",
+            "order_amount": {"amount": 100, "currency": "EUR"}, "proposal": {"solution": "full_refund"}}));
+        let reply = match tokio::time::timeout(
+            Duration::from_secs(2),
+            client.nats().request(
+                "disputes.cmd.open",
+                serde_json::to_vec(&body).unwrap().into(),
+            ),
+        )
+        .await
+        {
+            Ok(Ok(message)) => serde_json::from_slice::<Value>(&message.payload).unwrap(),
+            _ => return,
+        };
+        if reply["ok"] == true && acked.send(reply).is_err() {
+            return;
+        }
+    }
+}
+
+async fn every_acknowledged_event_is_in_its_history(client: &Client, acked: &[Value]) {
+    for reply in acked {
         let history = client.history(reply["dispute_id"].as_str().unwrap()).await;
         for event in reply["events"].as_array().unwrap() {
             assert!(
@@ -76,6 +107,10 @@ async fn a_sigkilled_service_keeps_every_acknowledged_command_and_publishes_it_o
             );
         }
     }
+}
+
+/// Waits (up to 10 s) for the acknowledged events to be published; none may be there twice.
+async fn every_acknowledged_event_is_on_jetstream_once(client: &Client, acked: &[Value]) {
     let want: HashSet<String> = acked
         .iter()
         .flat_map(|r| {
@@ -88,7 +123,7 @@ async fn a_sigkilled_service_keeps_every_acknowledged_command_and_publishes_it_o
         .collect();
     let mut ids = Vec::new();
     for _ in 0..100 {
-        ids = stream_ids(&client).await;
+        ids = stream_ids(client).await;
         if want.iter().all(|id| ids.contains(id)) {
             break;
         }
@@ -100,7 +135,6 @@ async fn a_sigkilled_service_keeps_every_acknowledged_command_and_publishes_it_o
         want.iter().all(|id| ids.contains(id)),
         "every acknowledged event is on JetStream"
     );
-    drop(nats);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

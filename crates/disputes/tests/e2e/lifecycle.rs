@@ -249,67 +249,54 @@ async fn not_as_described_escalates_to_evidence_and_a_ruled_return_with_a_proble
     .await;
     let r = d.ok("reject_proposal", "buyer", json!({})).await;
     assert_eq!(r["status"], "awaiting_buyer_evidence");
-    let r = d
-        .ok(
-            "submit_evidence",
-            "buyer",
-            json!({"description": "torn", "attachments": ["a.jpg"]}),
-        )
-        .await;
+    let evidence = json!({"description": "torn", "attachments": ["a.jpg"]});
+    let r = d.ok("submit_evidence", "buyer", evidence).await;
     assert_eq!(r["status"], "under_review");
-    let r = d
-        .ok(
-            "rule",
-            "mediator",
-            json!({"outcome": "return_and_refund", "amount": 6000, "responsible_party": "seller"}),
-        )
-        .await;
+    let ruling =
+        json!({"outcome": "return_and_refund", "amount": 6000, "responsible_party": "seller"});
+    let r = d.ok("rule", "mediator", ruling).await;
     assert_eq!(r["status"], "awaiting_return_address");
-    d.ok(
-        "provide_return_address",
-        "seller",
-        json!({"address": "2 Return St"}),
-    )
-    .await;
-    d.ok(
-        "provide_return_tracking",
-        "buyer",
-        json!({"carrier": "UPS", "tracking_number": "1Z2"}),
-    )
-    .await;
-    let r = d
-        .ok(
-            "report_return_problem",
-            "seller",
-            json!({"problem": "damaged", "note": "smashed"}),
-        )
-        .await;
+    let address = json!({"address": "2 Return St"});
+    d.ok("provide_return_address", "seller", address).await;
+    let tracking = json!({"carrier": "UPS", "tracking_number": "1Z2"});
+    d.ok("provide_return_tracking", "buyer", tracking).await;
+    let problem = json!({"problem": "damaged", "note": "smashed"});
+    let r = d.ok("report_return_problem", "seller", problem).await;
     assert_eq!(r["status"], "under_review");
     let view = d.view(&r["seq"]).await;
     assert_eq!(
         view["stage"], "escalated",
         "a return problem sends the dispute back to escalated"
     );
-    d.refused(
-        "rule",
-        "mediator",
-        json!({"outcome": "return_and_refund", "responsible_party": "seller"}),
-        "invalid_value",
-    )
-    .await;
-    d.ok(
-        "rule",
-        "mediator",
-        json!({"outcome": "partial_refund", "amount": 3000, "responsible_party": "logistics"}),
-    )
-    .await;
-    assert_payout(
-        &d.resolution().await,
-        "partial_refund",
-        3000,
-        6000,
-        "ruling",
-    );
+    let second_return = json!({"outcome": "return_and_refund", "responsible_party": "seller"});
+    d.refused("rule", "mediator", second_return, "invalid_value")
+        .await;
+    let ruling =
+        json!({"outcome": "partial_refund", "amount": 3000, "responsible_party": "logistics"});
+    d.ok("rule", "mediator", ruling).await;
+    let resolution = d.resolution().await;
+    assert_payout(&resolution, "partial_refund", 3000, 6000, "ruling");
+}
+
+#[tokio::test]
+async fn every_status_can_be_reached_by_the_shortest_path() {
+    let client = shared_client().await;
+    let statuses = [
+        ("not_received", "awaiting_seller_response"),
+        ("not_received", "awaiting_buyer_decision"),
+        ("not_received", "awaiting_shipping_proof"),
+        ("not_as_described", "awaiting_buyer_evidence"),
+        ("not_received", "under_review"),
+        ("not_as_described", "awaiting_return_address"),
+        ("not_as_described", "awaiting_return_shipment"),
+        ("not_as_described", "awaiting_return_receipt"),
+        ("not_received", "resolved"),
+    ];
+    for (reason, status) in statuses {
+        let d = Dispute::new(&client);
+        let reply = d.drive_to(reason, 5000, status).await;
+        assert_eq!(d.view(&reply["seq"]).await["status"], status);
+    }
 }
 
 #[tokio::test]
@@ -499,7 +486,7 @@ async fn list_deadlines_and_stats_answer_from_the_read_models() {
 }
 
 /// Waits until JetStream holds `n` events of the dispute, then returns them.
-pub async fn wait_stream(d: &Dispute, n: usize) -> Vec<Value> {
+pub(crate) async fn wait_stream(d: &Dispute, n: usize) -> Vec<Value> {
     for _ in 0..100 {
         let events = d.client.stream_events(&d.id).await;
         if events.len() >= n {

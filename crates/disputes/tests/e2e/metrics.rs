@@ -77,6 +77,22 @@ async fn metrics_count_what_a_scenario_did() {
     let client = Client::connect(&nats.url()).await;
     service.wait_ready(&client).await;
 
+    healthz_answers_and_other_routes_do_not(port);
+    let mut appended = 0;
+    appended += resolve_one_by_agreement(&client).await;
+    appended += leave_one_waiting_after_three_refusals(&client).await;
+    appended += let_one_expire_unanswered(&client).await;
+
+    let m = scrape_once_caught_up(port).await;
+    every_appended_event_is_stored_published_and_projected(&m, appended as f64);
+    every_command_is_counted_once_by_type_and_code(&m);
+    disputes_are_counted_by_status_with_their_deadlines(&m);
+
+    assert!(service.terminate(Duration::from_secs(30)).is_some());
+}
+
+/// `/healthz` is ok; an unknown path is 404, and a POST to `/metrics` is 405.
+fn healthz_answers_and_other_routes_do_not(port: u16) {
     let (status, body) = http(port, "GET /healthz HTTP/1.1");
     assert_eq!(
         (status.as_str(), body.as_str()),
@@ -86,19 +102,25 @@ async fn metrics_count_what_a_scenario_did() {
     assert_eq!(status, "HTTP/1.1 404 Not Found");
     let (status, _) = http(port, "POST /metrics HTTP/1.1");
     assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
+}
 
-    let mut appended = 0;
-    // Resolved by agreement.
-    let agreed = Dispute::new(&client);
-    appended += events(
+/// Opened and accepted; returns the number of events appended.
+async fn resolve_one_by_agreement(client: &Client) -> usize {
+    let agreed = Dispute::new(client);
+    let mut appended = events(
         &agreed
             .open("not_received", 5000, json!({"solution": "full_refund"}))
             .await,
     );
     appended += events(&agreed.ok("accept_proposal", "seller", json!({})).await);
-    // Waiting for the buyer (a five-day deadline), after three refusals.
-    let waiting = Dispute::new(&client);
-    appended += events(
+    appended
+}
+
+/// Waiting for the buyer (a five-day deadline), after three refusals; returns the number of
+/// events appended.
+async fn leave_one_waiting_after_three_refusals(client: &Client) -> usize {
+    let waiting = Dispute::new(client);
+    let mut appended = events(
         &waiting
             .open("not_received", 3000, json!({"solution": "full_refund"}))
             .await,
@@ -114,9 +136,14 @@ async fn metrics_count_what_a_scenario_did() {
         .cmd("nonsense", waiting.body("buyer", json!({})))
         .await;
     assert_eq!(reply["error"]["code"], "unknown_command");
-    // Left unanswered: the seller_response deadline (2 s) expires and executes the proposal.
-    let expired = Dispute::new(&client);
-    appended += events(
+    appended
+}
+
+/// Left unanswered: the seller_response deadline (2 s) expires and executes the proposal.
+/// Returns the number of events appended.
+async fn let_one_expire_unanswered(client: &Client) -> usize {
+    let expired = Dispute::new(client);
+    let mut appended = events(
         &expired
             .open("not_received", 700, json!({"solution": "full_refund"}))
             .await,
@@ -135,7 +162,11 @@ async fn metrics_count_what_a_scenario_did() {
         "DeadlineExpired and DisputeResolved: {history:#?}"
     );
     appended += by_expiry;
+    appended
+}
 
+/// The samples once publishing and projecting have caught up (both lags 0), or after 10 s.
+async fn scrape_once_caught_up(port: u16) -> BTreeMap<String, f64> {
     // Publishing and projecting catch up at their own pace: wait until both lags are 0.
     let mut m = scrape(port);
     for _ in 0..100 {
@@ -146,37 +177,50 @@ async fn metrics_count_what_a_scenario_did() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         m = scrape(port);
     }
-    let appended = appended as f64;
-    assert_eq!(sample(&m, "disputes_publish_lag"), 0.0);
-    assert_eq!(sample(&m, "disputes_projection_lag"), 0.0);
-    assert_eq!(sample(&m, "disputes_events_appended_total"), appended);
-    assert_eq!(sample(&m, "disputes_store_seq"), appended);
-    assert_eq!(sample(&m, "disputes_published_seq"), appended);
-    assert_eq!(sample(&m, "disputes_projected_seq"), appended);
+    m
+}
 
-    assert_eq!(sample(&m, &commands("open", "ok")), 3.0);
-    assert_eq!(sample(&m, &commands("accept_proposal", "ok")), 1.0);
-    assert_eq!(sample(&m, &commands("counter_propose", "ok")), 1.0);
+fn every_appended_event_is_stored_published_and_projected(
+    m: &BTreeMap<String, f64>,
+    appended: f64,
+) {
+    assert_eq!(sample(m, "disputes_publish_lag"), 0.0);
+    assert_eq!(sample(m, "disputes_projection_lag"), 0.0);
+    assert_eq!(sample(m, "disputes_events_appended_total"), appended);
+    assert_eq!(sample(m, "disputes_store_seq"), appended);
+    assert_eq!(sample(m, "disputes_published_seq"), appended);
+    assert_eq!(sample(m, "disputes_projected_seq"), appended);
+}
+
+/// The eight commands of the scenario, accepted or refused, each counted and timed once.
+fn every_command_is_counted_once_by_type_and_code(m: &BTreeMap<String, f64>) {
+    assert_eq!(sample(m, &commands("open", "ok")), 3.0);
+    assert_eq!(sample(m, &commands("accept_proposal", "ok")), 1.0);
+    assert_eq!(sample(m, &commands("counter_propose", "ok")), 1.0);
     assert_eq!(
-        sample(&m, &commands("accept_proposal", "invalid_state")),
+        sample(m, &commands("accept_proposal", "invalid_state")),
         1.0
     );
-    assert_eq!(sample(&m, &commands("rule", "forbidden")), 1.0);
-    assert_eq!(sample(&m, &commands("unknown", "unknown_command")), 1.0);
+    assert_eq!(sample(m, &commands("rule", "forbidden")), 1.0);
+    assert_eq!(sample(m, &commands("unknown", "unknown_command")), 1.0);
     let counted: f64 = m
         .iter()
         .filter(|(k, _)| k.starts_with("disputes_commands_total{"))
         .map(|(_, v)| v)
         .sum();
     assert_eq!(counted, 8.0, "every command counted once");
-    assert_eq!(sample(&m, "disputes_command_duration_seconds_count"), 8.0);
+    assert_eq!(sample(m, "disputes_command_duration_seconds_count"), 8.0);
     assert_eq!(
-        sample(&m, "disputes_command_duration_seconds_bucket{le=\"+Inf\"}"),
+        sample(m, "disputes_command_duration_seconds_bucket{le=\"+Inf\"}"),
         8.0
     );
-    assert!(sample(&m, "disputes_command_duration_seconds_sum") > 0.0);
+    assert!(sample(m, "disputes_command_duration_seconds_sum") > 0.0);
+}
 
-    let status = |s: &str| sample(&m, &format!("disputes_disputes{{status=\"{s}\"}}"));
+/// Two resolved, one waiting for the buyer with one pending deadline, and the one deadline that
+/// fired, promptly.
+fn disputes_are_counted_by_status_with_their_deadlines(m: &BTreeMap<String, f64>) {
+    let status = |s: &str| sample(m, &format!("disputes_disputes{{status=\"{s}\"}}"));
     assert_eq!(status("resolved"), 2.0);
     assert_eq!(status("awaiting_buyer_decision"), 1.0);
     assert_eq!(
@@ -185,14 +229,12 @@ async fn metrics_count_what_a_scenario_did() {
         "every status is shown"
     );
     assert_eq!(status("under_review"), 0.0);
-    assert_eq!(sample(&m, "disputes_pending_deadlines"), 1.0);
+    assert_eq!(sample(m, "disputes_pending_deadlines"), 1.0);
 
-    assert_eq!(sample(&m, "disputes_deadline_fire_lag_seconds_count"), 1.0);
-    let lag = sample(&m, "disputes_deadline_fire_lag_seconds_sum");
+    assert_eq!(sample(m, "disputes_deadline_fire_lag_seconds_count"), 1.0);
+    let lag = sample(m, "disputes_deadline_fire_lag_seconds_sum");
     assert!(
         (0.0..5.0).contains(&lag),
         "fired {lag} s after its due time"
     );
-
-    assert!(service.terminate(Duration::from_secs(30)).is_some());
 }

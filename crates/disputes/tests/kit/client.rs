@@ -9,18 +9,18 @@ use serde_json::{json, Value};
 use super::service::REQUEST_TIMEOUT;
 
 #[derive(Clone)]
-pub struct Client {
+pub(crate) struct Client {
     nats: async_nats::Client,
     prefix: String,
 }
 
 impl Client {
-    pub async fn connect(url: &str) -> Client {
+    pub(crate) async fn connect(url: &str) -> Client {
         Client::connect_with(url, async_nats::ConnectOptions::new()).await
     }
 
     /// Connects with `options` (TLS, credentials), adding the tests' retry and request timeout.
-    pub async fn connect_with(url: &str, options: async_nats::ConnectOptions) -> Client {
+    pub(crate) async fn connect_with(url: &str, options: async_nats::ConnectOptions) -> Client {
         let nats = options
             .retry_on_initial_connect()
             .request_timeout(Some(REQUEST_TIMEOUT))
@@ -33,16 +33,16 @@ impl Client {
         }
     }
 
-    pub fn nats(&self) -> &async_nats::Client {
+    pub(crate) fn nats(&self) -> &async_nats::Client {
         &self.nats
     }
 
-    pub fn prefix(&self) -> &str {
+    pub(crate) fn prefix(&self) -> &str {
         &self.prefix
     }
 
     /// Sends raw bytes to `disputes.cmd.<type>` and returns the JSON reply.
-    pub async fn cmd_raw(&self, command_type: &str, body: impl Into<bytes::Bytes>) -> Value {
+    pub(crate) async fn cmd_raw(&self, command_type: &str, body: impl Into<bytes::Bytes>) -> Value {
         let subject = format!("{}.cmd.{command_type}", self.prefix);
         let reply = self
             .nats
@@ -52,12 +52,12 @@ impl Client {
         serde_json::from_slice(&reply.payload).expect("replies are JSON")
     }
 
-    pub async fn cmd(&self, command_type: &str, body: Value) -> Value {
+    pub(crate) async fn cmd(&self, command_type: &str, body: Value) -> Value {
         self.cmd_raw(command_type, serde_json::to_vec(&body).unwrap())
             .await
     }
 
-    pub async fn query(&self, name: &str, body: Value) -> Value {
+    pub(crate) async fn query(&self, name: &str, body: Value) -> Value {
         let subject = format!("{}.query.{name}", self.prefix);
         let reply = self
             .nats
@@ -68,7 +68,7 @@ impl Client {
     }
 
     /// The dispute's events, from the `history` query.
-    pub async fn history(&self, dispute_id: &str) -> Vec<Value> {
+    pub(crate) async fn history(&self, dispute_id: &str) -> Vec<Value> {
         let answer = self
             .query("history", json!({ "dispute_id": dispute_id }))
             .await;
@@ -77,7 +77,7 @@ impl Client {
     }
 
     /// The dispute view, read after `seq` was applied.
-    pub async fn get(&self, dispute_id: &str, min_seq: u64) -> Value {
+    pub(crate) async fn get(&self, dispute_id: &str, min_seq: u64) -> Value {
         let answer = self
             .query(
                 "get",
@@ -89,7 +89,7 @@ impl Client {
     }
 
     /// Every event on `DISPUTE_EVENTS` for one dispute (or all with `>`), in stream order.
-    pub async fn stream_events(&self, dispute_filter: &str) -> Vec<Value> {
+    pub(crate) async fn stream_events(&self, dispute_filter: &str) -> Vec<Value> {
         let js = jetstream::new(self.nats.clone());
         let stream = js
             .get_stream("DISPUTE_EVENTS")

@@ -4,11 +4,11 @@
 
 #![allow(dead_code, unused_imports)] // each suite uses its own part of the kit
 
-pub mod client;
-pub mod service;
-pub mod tls;
-pub mod tokens;
+pub(crate) mod client;
+pub(crate) mod service;
+pub(crate) mod tls;
+pub(crate) mod tokens;
 
-pub use client::Client;
-pub use disputes_testkit::{nats, workspace_root, NatsServer};
-pub use service::Service;
+pub(crate) use client::Client;
+pub(crate) use disputes_testkit::{nats, workspace_root, NatsServer};
+pub(crate) use service::Service;

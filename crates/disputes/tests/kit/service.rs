@@ -9,11 +9,11 @@ use serde_json::{json, Value};
 use super::workspace_root;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The `disputes` binary cargo built for these tests (`DISPUTES_BIN` runs them against another,
 /// e.g. an older build, to see a new test fail first).
-pub fn disputes_bin() -> PathBuf {
+pub(crate) fn disputes_bin() -> PathBuf {
     match std::env::var_os("DISPUTES_BIN") {
         Some(path) => PathBuf::from(path),
         None => PathBuf::from(env!("CARGO_BIN_EXE_disputes")),
@@ -21,7 +21,7 @@ pub fn disputes_bin() -> PathBuf {
 }
 
 /// A running `disputes serve`, killed on drop.
-pub struct Service {
+pub(crate) struct Service {
     child: Option<Child>,
     config_path: PathBuf,
     log_path: PathBuf,
@@ -31,7 +31,7 @@ pub struct Service {
 
 impl Service {
     /// Starts on a new temporary data dir. `extra` is appended to the config (e.g. a `[policy]` table).
-    pub fn start(nats_url: &str, extra: &str) -> Service {
+    pub(crate) fn start(nats_url: &str, extra: &str) -> Service {
         let dir = tempfile::tempdir().expect("service temp dir");
         let data_dir = dir.path().join("data");
         let mut service = Service::configure(dir.path(), &data_dir, nats_url, extra);
@@ -41,7 +41,7 @@ impl Service {
     }
 
     /// Like `start`, with `nats_keys` (TLS files, credentials) added to the `[nats]` table.
-    pub fn start_with_nats(nats_url: &str, nats_keys: &str, extra: &str) -> Service {
+    pub(crate) fn start_with_nats(nats_url: &str, nats_keys: &str, extra: &str) -> Service {
         let dir = tempfile::tempdir().expect("service temp dir");
         let data_dir = dir.path().join("data");
         let mut service = Service::configure(dir.path(), &data_dir, nats_url, extra);
@@ -55,7 +55,7 @@ impl Service {
     }
 
     /// Starts on a given data dir (for a second instance or a restart elsewhere).
-    pub fn start_on(dir: &Path, nats_url: &str, extra: &str) -> Service {
+    pub(crate) fn start_on(dir: &Path, nats_url: &str, extra: &str) -> Service {
         let mut service = Service::configure(dir, &dir.join("data"), nats_url, extra);
         service.spawn();
         service
@@ -84,20 +84,20 @@ impl Service {
         }
     }
 
-    pub fn data_dir(&self) -> &Path {
+    pub(crate) fn data_dir(&self) -> &Path {
         &self.data_dir
     }
 
-    pub fn config_path(&self) -> &Path {
+    pub(crate) fn config_path(&self) -> &Path {
         &self.config_path
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// Spawns the process (does not wait for readiness: see `wait_ready`).
-    pub fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -122,7 +122,7 @@ impl Service {
     }
 
     /// Waits until the service answers a query on NATS.
-    pub async fn wait_ready(&mut self, client: &super::Client) {
+    pub(crate) async fn wait_ready(&mut self, client: &super::Client) {
         let started = Instant::now();
         loop {
             if let Some(status) = self.try_wait() {
@@ -150,14 +150,14 @@ impl Service {
         }
     }
 
-    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn try_wait(&mut self) -> Option<ExitStatus> {
         self.child
             .as_mut()
             .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// SIGKILL: no chance to flush or say goodbye.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -166,7 +166,7 @@ impl Service {
     }
 
     /// SIGTERM, then waits for the exit (killing after `timeout`).
-    pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let mut child = self.child.take()?;
         unsafe {
             libc::kill(child.id() as i32, libc::SIGTERM);
@@ -188,7 +188,7 @@ impl Service {
     }
 
     /// Waits for the process to exit by itself (e.g. a refused start).
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let started = Instant::now();
         while started.elapsed() < timeout {
             if let Some(status) = self.try_wait() {

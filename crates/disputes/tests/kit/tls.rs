@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `/usr/bin/openssl`; panics with the fix when it is missing (tests never skip silently).
-pub fn openssl_bin() -> PathBuf {
+pub(crate) fn openssl_bin() -> PathBuf {
     let path = PathBuf::from("/usr/bin/openssl");
     assert!(
         path.exists(),
@@ -16,7 +16,7 @@ pub fn openssl_bin() -> PathBuf {
 }
 
 /// Runs openssl in `dir`; panics with its stderr when it fails.
-pub fn openssl(dir: &Path, args: &[&str]) {
+pub(crate) fn openssl(dir: &Path, args: &[&str]) {
     let output = Command::new(openssl_bin())
         .current_dir(dir)
         .args(args)
@@ -32,7 +32,13 @@ pub fn openssl(dir: &Path, args: &[&str]) {
 
 /// A P-256 key and a certificate for `cn`: self-signed (a CA) when `issuer` is `None`.
 /// Writes `<name>.pem` and `<name>-key.pem` in `dir`.
-pub fn certificate(dir: &Path, name: &str, cn: &str, issuer: Option<&str>, extensions: &[&str]) {
+pub(crate) fn certificate(
+    dir: &Path,
+    name: &str,
+    cn: &str,
+    issuer: Option<&str>,
+    extensions: &[&str],
+) {
     let key = format!("{name}-key.pem");
     let cert = format!("{name}.pem");
     let subject = format!("/CN={cn}");
@@ -54,7 +60,7 @@ pub fn certificate(dir: &Path, name: &str, cn: &str, issuer: Option<&str>, exten
 
 /// In `dir/tls`: `ca`, `server` (for 127.0.0.1 and localhost), `client` (CN `disputes`, signed by
 /// `ca`), and `rogue-ca` with its `rogue-client`. Returns `dir/tls`.
-pub fn make_certificates(dir: &Path) -> PathBuf {
+pub(crate) fn make_certificates(dir: &Path) -> PathBuf {
     let tls = dir.join("tls");
     std::fs::create_dir_all(&tls).expect("tls dir");
     // A config with no default extensions, so each certificate has exactly the ones given.

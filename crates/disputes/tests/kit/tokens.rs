@@ -9,24 +9,24 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use serde_json::{json, Value};
 
 /// A gateway: an Ed25519 key pair from a fixed seed (the tests need no randomness).
-pub struct Gateway {
+pub(crate) struct Gateway {
     key: SigningKey,
 }
 
 impl Gateway {
-    pub fn from_seed(seed: u8) -> Gateway {
+    pub(crate) fn from_seed(seed: u8) -> Gateway {
         Gateway {
             key: SigningKey::from_bytes(&[seed; 32]),
         }
     }
 
     /// What goes in `[auth] public_keys`: standard base64 of the 32-byte public key.
-    pub fn public_key_base64(&self) -> String {
+    pub(crate) fn public_key_base64(&self) -> String {
         STANDARD.encode(self.key.verifying_key().as_bytes())
     }
 
     /// `v1.<base64url(claims)>.<base64url(Ed25519 signature of "v1.<base64url(claims)>")>`.
-    pub fn sign(&self, claims: &Value) -> String {
+    pub(crate) fn sign(&self, claims: &Value) -> String {
         let signed = format!(
             "v1.{}",
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"))
@@ -36,13 +36,13 @@ impl Gateway {
     }
 
     /// A token for `role` `actor_id` on `dispute_id`, issued now, valid `ttl_s` seconds, fresh nonce.
-    pub fn token(&self, role: &str, actor_id: &str, dispute_id: &str, ttl_s: i64) -> String {
+    pub(crate) fn token(&self, role: &str, actor_id: &str, dispute_id: &str, ttl_s: i64) -> String {
         self.sign(&claims(role, actor_id, dispute_id, ttl_s))
     }
 }
 
 /// The claims of a fresh token issued now and valid `ttl_s` seconds.
-pub fn claims(role: &str, actor_id: &str, dispute_id: &str, ttl_s: i64) -> Value {
+pub(crate) fn claims(role: &str, actor_id: &str, dispute_id: &str, ttl_s: i64) -> Value {
     let now = chrono::Utc::now().timestamp();
     json!({
         "role": role,
@@ -55,7 +55,7 @@ pub fn claims(role: &str, actor_id: &str, dispute_id: &str, ttl_s: i64) -> Value
 }
 
 /// A nonce never given before by any test process: 16 to 64 of `[A-Za-z0-9_-]`.
-pub fn nonce() -> String {
+pub(crate) fn nonce() -> String {
     static N: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
