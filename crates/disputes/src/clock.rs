@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 
 /// The current time, to the millisecond: every timestamp we store has this precision.
-pub fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc.timestamp_millis_opt(Utc::now().timestamp_millis())
         .single()
         .expect("valid now")

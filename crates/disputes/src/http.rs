@@ -20,12 +20,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 const CONNECTIONS_MAX: usize = 16;
 
 /// Renders a route's body, or `None` for 404; `healthy` decides /healthz's status.
-pub trait Routes: Send + Sync + 'static {
+pub(crate) trait Routes: Send + Sync + 'static {
     fn metrics(&self) -> String;
     fn healthy(&self) -> Result<(), String>;
 }
 
-pub async fn serve(listener: TcpListener, routes: Arc<dyn Routes>, shutdown: Shutdown) {
+pub(crate) async fn serve(listener: TcpListener, routes: Arc<dyn Routes>, shutdown: Shutdown) {
     let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     loop {
         // Beyond the cap, connections wait in the listen backlog.
@@ -46,7 +46,7 @@ pub async fn serve(listener: TcpListener, routes: Arc<dyn Routes>, shutdown: Shu
     }
 }
 
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+pub(crate) async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 

@@ -14,10 +14,10 @@ use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-pub const BUCKET: &str = "DISPUTES_LEASES";
+pub(crate) const BUCKET: &str = "DISPUTES_LEASES";
 /// A lease not renewed for this long lapses.
-pub const LEASE_TTL: Duration = Duration::from_secs(15);
-pub const RENEW_EVERY: Duration = Duration::from_secs(3);
+pub(crate) const LEASE_TTL: Duration = Duration::from_secs(15);
+pub(crate) const RENEW_EVERY: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 struct Holder {
@@ -27,7 +27,7 @@ struct Holder {
     data_dir: String,
 }
 
-pub struct Lease {
+pub(crate) struct Lease {
     kv: kv::Store,
     key: String,
     holder: Holder,
@@ -35,7 +35,7 @@ pub struct Lease {
 }
 
 /// The store id of a data dir, created on first use.
-pub fn store_id(data_dir: &Path) -> anyhow::Result<String> {
+pub(crate) fn store_id(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join("store-id");
     match std::fs::read_to_string(&path) {
         Ok(id) => Ok(id.trim().to_owned()),
@@ -55,7 +55,7 @@ fn uuid_like() -> String {
 
 impl Lease {
     /// Takes the writer lease for `prefix`, or fails with who holds it.
-    pub async fn acquire(
+    pub(crate) async fn acquire(
         js: &jetstream::Context,
         prefix: &str,
         data_dir: &Path,
@@ -118,7 +118,7 @@ impl Lease {
     }
 
     /// Renews the lease; an error means another writer took it (or NATS is unreachable for now).
-    pub async fn renew(&mut self) -> Result<(), LeaseLost> {
+    pub(crate) async fn renew(&mut self) -> Result<(), LeaseLost> {
         let value = Bytes::from(serde_json::to_vec(&self.holder).expect("holder serializes"));
         match self
             .kv
@@ -155,7 +155,7 @@ impl Lease {
     }
 
     /// Gives the lease up on a clean stop, so a successor need not wait.
-    pub async fn release(self) {
+    pub(crate) async fn release(self) {
         if let Err(e) = self
             .kv
             .delete_expect_revision(&self.key, Some(self.revision))
@@ -167,7 +167,7 @@ impl Lease {
 }
 
 #[derive(Debug)]
-pub enum LeaseLost {
+pub(crate) enum LeaseLost {
     TakenBy(String),
     Unreachable(String),
 }

@@ -5,18 +5,18 @@
 //! edges that connect them to NATS, HTTP, the clock and the operator.
 
 pub mod audit;
-pub mod clock;
+mod clock;
 pub mod config;
-pub mod http;
-pub mod lease;
-pub mod metrics;
-pub mod nats;
-pub mod publisher;
-pub mod scheduler;
+mod http;
+mod lease;
+mod metrics;
+mod nats;
+mod publisher;
+mod scheduler;
 pub mod service;
 pub mod shutdown;
-pub mod storage;
-pub mod wire;
+mod storage;
+mod wire;
 
 #[cfg(test)]
 mod contract_tests;

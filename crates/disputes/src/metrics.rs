@@ -12,7 +12,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 /// The `Content-Type` of [`Metrics::render`].
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 const LATENCY_BUCKETS: [f64; 13] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -25,7 +25,7 @@ const FIRE_LAG_BUCKETS: [f64; 14] = [
 
 /// Why a request was dropped without being applied or answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dropped {
+pub(crate) enum Dropped {
     /// A plain publish: nobody to answer.
     NoReplySubject,
     /// A reply subject outside `[nats] reply_prefixes`.
@@ -33,7 +33,7 @@ pub enum Dropped {
 }
 
 impl Dropped {
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Dropped::NoReplySubject => "no_reply_subject",
             Dropped::ReplySubjectRefused => "reply_subject_refused",
@@ -47,7 +47,7 @@ type SeqGauge = Gauge<i64, std::sync::atomic::AtomicI64>;
 
 /// Everything the service exports. Counters and histograms count since the process started; the
 /// gauges are set when scraped (see `service.rs`).
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     commands: Family<Labels, Counter>,
     pub command_latency: Histogram,
@@ -159,18 +159,18 @@ impl Metrics {
     }
 
     /// One command answered: its type (or `unknown`) and its result code (or `ok`).
-    pub fn command(&self, command_type: &str, code: &str) {
+    pub(crate) fn command(&self, command_type: &str, code: &str) {
         let labels = vec![("type", command_type.to_owned()), ("code", code.to_owned())];
         self.commands.get_or_create(&labels).inc();
     }
 
-    pub fn dropped(&self, why: Dropped) {
+    pub(crate) fn dropped(&self, why: Dropped) {
         let labels = vec![("reason", why.label().to_owned())];
         self.dropped.get_or_create(&labels).inc();
     }
 
     /// Disputes by status, read from the read models: every status, 0 included.
-    pub fn set_disputes_by_status(&self, by_status: &BTreeMap<String, u64>) {
+    pub(crate) fn set_disputes_by_status(&self, by_status: &BTreeMap<String, u64>) {
         for status in disputes_domain::Status::ALL {
             let n = by_status.get(status.as_str()).copied().unwrap_or(0);
             let labels = vec![("status", status.as_str().to_owned())];
@@ -179,7 +179,7 @@ impl Metrics {
     }
 
     /// The text exposition of every metric.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         self.publish_lag
             .set(self.store_seq.get() - self.published_seq.get());
         self.projection_lag

@@ -10,7 +10,7 @@ use crate::config::NatsConfig;
 
 /// Connects (retrying until the server answers) and reports (re)connections on the returned watch:
 /// its value is bumped on every `Connected` event, so tasks can re-check what NATS may have lost.
-pub async fn connect(
+pub(crate) async fn connect(
     config: &NatsConfig,
     name: &str,
 ) -> anyhow::Result<(async_nats::Client, watch::Receiver<u64>)> {
@@ -45,7 +45,7 @@ pub async fn connect(
 }
 
 /// Adds the configured credentials and TLS to `options` (shared by the service and `disputes audit`).
-pub async fn with_credentials(
+pub(crate) async fn with_credentials(
     mut options: async_nats::ConnectOptions,
     config: &NatsConfig,
 ) -> anyhow::Result<async_nats::ConnectOptions> {
@@ -82,7 +82,7 @@ pub async fn with_credentials(
 }
 
 /// `DISPUTE_EVENTS`: file storage, nothing deleted or purged, ever.
-pub async fn ensure_events_stream(
+pub(crate) async fn ensure_events_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> anyhow::Result<stream::Stream> {
@@ -99,7 +99,7 @@ pub async fn ensure_events_stream(
 }
 
 /// `DISPUTE_DEADLINES`: expiry and reminder messages; kept a week (long past any redelivery).
-pub async fn ensure_deadlines_stream(
+pub(crate) async fn ensure_deadlines_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
 ) -> anyhow::Result<stream::Stream> {

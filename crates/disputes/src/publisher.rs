@@ -31,7 +31,7 @@ const RETRY_DELAY: Duration = Duration::from_millis(500);
 /// How long to wait before looking again at a stream that does not match the store.
 const DIVERGED_RETRY_DELAY: Duration = Duration::from_secs(10);
 /// Messages read back from the stream's end, at most, looking for the last event of ours.
-pub const RESUME_SCAN_MAX: u64 = 1024;
+pub(crate) const RESUME_SCAN_MAX: u64 = 1024;
 
 /// Where publishing resumes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,7 +53,7 @@ enum ResumeError {
     Diverged(String),
 }
 
-pub struct Publisher<S> {
+pub(crate) struct Publisher<S> {
     store: Arc<S>,
     js: jetstream::Context,
     stream_name: String,
@@ -65,7 +65,7 @@ pub struct Publisher<S> {
 }
 
 impl<S: EventStore + 'static> Publisher<S> {
-    pub fn new(store: Arc<S>, js: jetstream::Context, stream_name: String, prefix: String) -> Self {
+    pub(crate) fn new(store: Arc<S>, js: jetstream::Context, stream_name: String, prefix: String) -> Self {
         Publisher {
             store,
             js,
@@ -76,17 +76,17 @@ impl<S: EventStore + 'static> Publisher<S> {
         }
     }
 
-    pub fn published(&self) -> watch::Receiver<u64> {
+    pub(crate) fn published(&self) -> watch::Receiver<u64> {
         self.published.subscribe()
     }
 
     /// `Some(why)` while the publisher cannot publish.
-    pub fn problem(&self) -> watch::Receiver<Option<String>> {
+    pub(crate) fn problem(&self) -> watch::Receiver<Option<String>> {
         self.problem.subscribe()
     }
 
     /// Runs until shutdown: resume from the stream, then follow the store's head.
-    pub async fn run(self, mut connected: watch::Receiver<u64>, shutdown: Shutdown) {
+    pub(crate) async fn run(self, mut connected: watch::Receiver<u64>, shutdown: Shutdown) {
         let mut head = self.store.subscribe();
         let mut at: Option<Resume> = None;
         loop {
@@ -291,7 +291,7 @@ impl<S: EventStore + 'static> Publisher<S> {
     }
 }
 
-pub fn event_subject(prefix: &str, envelope: &Envelope) -> String {
+pub(crate) fn event_subject(prefix: &str, envelope: &Envelope) -> String {
     format!(
         "{prefix}.evt.{}.{}",
         envelope.dispute_id, envelope.event_type

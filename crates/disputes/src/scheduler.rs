@@ -36,12 +36,12 @@ const ROUND_INTERVAL_MIN: Duration = Duration::from_millis(5);
 const PRUNE_EVERY: Duration = Duration::from_millis(500);
 /// Expiries applied at once by the consumer.
 const APPLY_CONCURRENCY: usize = 256;
-pub const CONSUMER: &str = "disputes-expiry";
+pub(crate) const CONSUMER: &str = "disputes-expiry";
 
 /// The body of an expiry or a reminder message.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct DeadlineMessage {
+pub(crate) struct DeadlineMessage {
     pub dispute_id: String,
     pub deadline: DeadlineKind,
     #[serde(with = "domain::time::serde_rfc3339")]
@@ -58,7 +58,7 @@ impl DeadlineMessage {
     }
 
     /// `<dispute_id>:<deadline>:<due_at>`, as protocol.md says.
-    pub fn msg_id(&self) -> String {
+    pub(crate) fn msg_id(&self) -> String {
         format!(
             "{}:{}:{}",
             self.dispute_id,
@@ -68,7 +68,7 @@ impl DeadlineMessage {
     }
 }
 
-pub struct Scheduler {
+pub(crate) struct Scheduler {
     pub projections: Arc<Projections>,
     pub js: jetstream::Context,
     pub prefix: String,
@@ -76,7 +76,7 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub async fn run(self, shutdown: Shutdown) {
+    pub(crate) async fn run(self, shutdown: Shutdown) {
         let mut changed = self.projections.subscribe();
         // Published this run and not yet gone from the index: not published again each round.
         let mut published: HashSet<Vec<u8>> = HashSet::new();
@@ -186,7 +186,7 @@ impl Scheduler {
 }
 
 /// Consumes `<prefix>.deadline.expired.>` and applies each expiry once.
-pub async fn consume_expiries<S: EventStore + 'static>(
+pub(crate) async fn consume_expiries<S: EventStore + 'static>(
     js: jetstream::Context,
     stream_name: String,
     prefix: String,

@@ -25,24 +25,24 @@ use tokio::sync::watch;
 use crate::shutdown::{Shutdown, Trigger};
 
 /// The exit code of a service that stopped after a storage failure (docs/operations.md).
-pub const EXIT_STORAGE_FAILED: i32 = 4;
+pub(crate) const EXIT_STORAGE_FAILED: i32 = 4;
 /// How often the store is asked whether it failed.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often a failed data dir is probed for room.
-pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// What the probe writes: room for sled to open its log again and take a few group commits.
-pub const PROBE_BYTES: usize = 4 * 1024 * 1024;
+pub(crate) const PROBE_BYTES: usize = 4 * 1024 * 1024;
 const PROBE_FILE: &str = ".space-probe";
 
 /// The first storage failure any part of the service met, shared.
 #[derive(Default)]
-pub struct Fault {
+pub(crate) struct Fault {
     failure: watch::Sender<Option<String>>,
 }
 
 impl Fault {
     /// Records a failure of `what` (the first one stays).
-    pub fn report(&self, what: &str, error: &dyn Display) {
+    pub(crate) fn report(&self, what: &str, error: &dyn Display) {
         self.failure.send_if_modified(|failure| {
             if failure.is_some() {
                 return false;
@@ -57,14 +57,14 @@ impl Fault {
     }
 
     /// The first failure, if any.
-    pub fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<String> {
         self.failure.borrow().clone()
     }
 }
 
 /// Watches for a storage failure; once one happened and the data dir takes writes again, trips
 /// `restart`. Returns when it did, or at shutdown.
-pub async fn watch<S: EventStore + 'static>(
+pub(crate) async fn watch<S: EventStore + 'static>(
     store: Arc<S>,
     fault: Arc<Fault>,
     data_dir: PathBuf,
@@ -103,7 +103,7 @@ pub async fn watch<S: EventStore + 'static>(
 }
 
 /// Whether `dir` takes [`PROBE_BYTES`] written and synced (the file is removed either way).
-pub fn probe(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn probe(dir: &Path) -> std::io::Result<()> {
     let path = dir.join(PROBE_FILE);
     let written = (|| {
         let mut file = std::fs::File::create(&path)?;

@@ -12,7 +12,7 @@ use disputes_store::StoreError;
 use serde_json::{json, Value};
 
 /// An error with its code of `docs/protocol.md`, "Error codes".
-pub trait WireError: std::fmt::Display {
+pub(crate) trait WireError: std::fmt::Display {
     fn code(&self) -> ErrorCode;
 
     /// For people; the code is what clients branch on.
@@ -106,13 +106,13 @@ impl WireError for QueryError {
 }
 
 /// `{"ok": false, "error": {"code": …, "message": …}}`.
-pub fn refusal_json(error: &(impl WireError + ?Sized)) -> Value {
+pub(crate) fn refusal_json(error: &(impl WireError + ?Sized)) -> Value {
     json!({"ok": false, "error": {"code": error.code().as_str(), "message": error.message()}})
 }
 
 /// A command's reply: `{"ok": true, "dispute_id", "version", "seq", "status", "events",
 /// "replayed"?}`, or a refusal.
-pub fn command_reply_json(reply: &Reply) -> Value {
+pub(crate) fn command_reply_json(reply: &Reply) -> Value {
     match reply {
         Reply::Accepted(a) => {
             let mut reply = json!({
@@ -133,7 +133,7 @@ pub fn command_reply_json(reply: &Reply) -> Value {
 }
 
 /// The code a command's reply carries, or `"ok"`: the metrics' label.
-pub fn reply_code(reply: &Reply) -> &'static str {
+pub(crate) fn reply_code(reply: &Reply) -> &'static str {
     match reply {
         Reply::Accepted(_) => "ok",
         Reply::Refused(rejection) => rejection.code().as_str(),
