@@ -65,7 +65,12 @@ pub(crate) struct Publisher<S> {
 }
 
 impl<S: EventStore + 'static> Publisher<S> {
-    pub(crate) fn new(store: Arc<S>, js: jetstream::Context, stream_name: String, prefix: String) -> Self {
+    pub(crate) fn new(
+        store: Arc<S>,
+        js: jetstream::Context,
+        stream_name: String,
+        prefix: String,
+    ) -> Self {
         Publisher {
             store,
             js,
