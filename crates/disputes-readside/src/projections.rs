@@ -81,6 +81,8 @@ pub struct Projections {
     tree: sled::Tree,
     policy: Policy,
     applied: watch::Sender<u64>,
+    /// The highest seq a reader is waiting for (see [`Projections::want`]).
+    wanted: watch::Sender<u64>,
 }
 
 impl Projections {
@@ -129,6 +131,7 @@ impl Projections {
             tree,
             policy,
             applied: watch::Sender::new(checkpoint),
+            wanted: watch::Sender::new(0),
         })
     }
 
@@ -139,6 +142,23 @@ impl Projections {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.applied.subscribe()
+    }
+
+    /// Says that a reader waits for `seq` to be applied, so a projector that is gathering a
+    /// larger batch applies what it has now instead.
+    pub fn want(&self, seq: u64) {
+        self.wanted.send_if_modified(|wanted| {
+            let raise = seq > *wanted;
+            if raise {
+                *wanted = seq;
+            }
+            raise
+        });
+    }
+
+    /// The highest seq a reader has waited for (see [`Projections::want`]).
+    pub fn wanted(&self) -> watch::Receiver<u64> {
+        self.wanted.subscribe()
     }
 
     /// Drops every read model (the next `apply` starts from seq 1).

@@ -95,24 +95,52 @@ pub fn catch_up_blocking<F: EventFeed + ?Sized>(
     })
 }
 
+/// How long the live projector gathers events after applying a batch, unless a reader waits for
+/// them (a query's `min_seq`, see [`Projections::want`]): under load, each batch of the read models
+/// then holds the appends of several group commits, and its fixed cost (one atomic sled batch,
+/// taken under a lock that sled holds for the whole process) is paid less often.
+pub const LINGER: Duration = Duration::from_millis(20);
+
 /// Folds live until `stop` turns true: each time the feed's head moves, every batch after the
-/// checkpoint, in one atomic write each. A failure is handed to `on_error` and retried after half a
-/// second (the caller decides what a storage failure means).
+/// checkpoint, in one atomic write each; after a batch that was not full it lingers for
+/// [`LINGER`], or until a reader waits for what is not yet applied. A failure is handed to
+/// `on_error` and retried after half a second (the caller decides what a storage failure means).
 pub async fn run<F: EventFeed + 'static>(
     feed: Arc<F>,
     projections: Arc<Projections>,
     on_error: impl Fn(&FoldError) + Send,
+    stop: watch::Receiver<bool>,
+) {
+    run_lingering(feed, projections, LINGER, on_error, stop).await;
+}
+
+/// [`run`], lingering for `linger`.
+async fn run_lingering<F: EventFeed + 'static>(
+    feed: Arc<F>,
+    projections: Arc<Projections>,
+    linger: Duration,
+    on_error: impl Fn(&FoldError) + Send,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut head = feed.subscribe();
+    let mut wanted = projections.wanted();
     loop {
         let (f, p) = (feed.clone(), projections.clone());
         let stepped = tokio::task::spawn_blocking(move || step(&*f, &p))
             .await
             .unwrap_or_else(|e| Err(FoldError::Panicked(e.to_string())));
         match stepped {
-            Ok(n) if n > 0 => continue,
-            Ok(_) => {}
+            Ok(BATCH_EVENTS_MAX) => continue,
+            Ok(0) => {}
+            Ok(_) => {
+                let checkpoint = projections.checkpoint();
+                tokio::select! {
+                    _ = tokio::time::sleep(linger) => {}
+                    _ = wanted.wait_for(|seq| *seq > checkpoint) => {}
+                    _ = stop.wait_for(|stop| *stop) => return,
+                }
+                continue;
+            }
             Err(error) => {
                 tracing::error!(%error, "projection failed; retrying");
                 on_error(&error);
@@ -249,5 +277,59 @@ mod tests {
             catch_up_blocking(&store.inner, &reopened, |_| {}).unwrap(),
             head
         );
+    }
+
+    /// Under load the live projector gathers events for a while after each batch, but never
+    /// while a reader waits for one of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_live_projector_gathers_events_unless_a_reader_waits_for_them() {
+        use disputes_command::{CommandHandler, Reply};
+        use disputes_domain::Limits;
+        use disputes_testkit::workload::{lifecycle, now};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let projections = Arc::new(Projections::open(dir.path(), Policy::default()).unwrap());
+        let handler = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
+        let steps = lifecycle("linger", 0);
+        let send = |step: usize| {
+            let (ty, body) = &steps[step];
+            let reply = handler.handle(ty, body, now());
+            assert!(matches!(reply, Reply::Accepted(_)), "{reply:?}");
+        };
+        let (stop_tx, stop) = watch::channel(false);
+        let live = tokio::spawn(run_lingering(
+            store.clone(),
+            projections.clone(),
+            Duration::from_secs(3600),
+            |_| {},
+            stop,
+        ));
+        let mut applied = projections.subscribe();
+        // Idle, it applies the first events at once.
+        send(0);
+        let opened = store.head();
+        let reached = |seq: u64| move |applied: &u64| *applied >= seq;
+        tokio::time::timeout(Duration::from_secs(10), applied.wait_for(reached(opened)))
+            .await
+            .expect("the first batch is applied at once")
+            .unwrap();
+        // Then it lingers: the next events wait...
+        send(1);
+        let countered = store.head();
+        assert!(countered > opened);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(projections.checkpoint(), opened, "gathering, not applying");
+        // ...until a reader asks for them.
+        projections.want(countered);
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            applied.wait_for(reached(countered)),
+        )
+        .await
+        .expect("a reader that waits is served at once")
+        .unwrap();
+        stop_tx.send_replace(true);
+        live.await.unwrap();
     }
 }

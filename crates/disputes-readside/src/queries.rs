@@ -278,6 +278,7 @@ impl<S: EventStore + 'static> Queries<S> {
             ));
         }
         let mut applied = self.projections.subscribe();
+        self.projections.want(min_seq);
         let reached = tokio::time::timeout(MIN_SEQ_WAIT, applied.wait_for(|seq| *seq >= min_seq))
             .await
             .is_ok_and(|r| r.is_ok());
