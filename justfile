@@ -28,6 +28,8 @@ bench:
     cargo build --release -p disputes -p disputes-bench
     target/release/disputes bench inproc --disputes 4000 --concurrency 16
     target/release/disputes bench nats --disputes 2000 --concurrency 16
+    target/release/disputes bench queries --disputes 2000 --concurrency 16
+    target/release/disputes bench lag --secs 60 --concurrency 16
     target/release/disputes bench replay --disputes 111112
     target/release/disputes bench verify --disputes 111112
     target/release/disputes bench scheduler --disputes 200000

@@ -15,7 +15,7 @@ use disputes_store::{EventStore, SledStore, StoreOptions};
 use disputes_testkit::workload::{fan_out, fill, lifecycle, now};
 use serde_json::json;
 
-use crate::report::{report, Measured, Report};
+use crate::report::{report, Bound, Goal, Measured, Report};
 
 pub(crate) fn inproc(dir: &Path, disputes: usize, concurrency: usize) -> anyhow::Result<Report> {
     let run = "inproc";
@@ -58,7 +58,7 @@ pub(crate) fn inproc(dir: &Path, disputes: usize, concurrency: usize) -> anyhow:
     // How full the group commits were: the writes one fdatasync covered, on each side.
     let extra =
         json!({"appends_per_sync": per_sync, "baseline_appends_per_sync": baseline_per_sync});
-    Ok(report(Measured {
+    let mut report = report(Measured {
         workload: "inproc",
         ops,
         elapsed,
@@ -66,7 +66,15 @@ pub(crate) fn inproc(dir: &Path, disputes: usize, concurrency: usize) -> anyhow:
         baseline: "raw sled appends, same bytes, same group commit",
         baseline_ops_per_sec: Some(baseline),
         extra: Some(extra),
-    }))
+    });
+    let ratio = report.ratio.unwrap_or(0.0);
+    report.goals.push(Goal::new(
+        "inproc / raw sled group commit",
+        ratio,
+        Bound::AtLeast,
+        0.6,
+    ));
+    Ok(report)
 }
 
 /// The baseline of `inproc`: the same number of appends of the same byte sizes into a raw sled

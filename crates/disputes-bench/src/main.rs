@@ -8,12 +8,15 @@
 //! | `replay` | rebuilding every read model from the log | a raw scan + JSON decode of the same log |
 //! | `verify` | `disputes audit verify` over the whole log | a raw scan + JSON decode of the same log |
 //! | `scheduler` | a burst of expiries due at once, with pending deadlines | — (firing lag) |
+//! | `lag` | the `nats` lifecycle for `--secs` | — (lag from acknowledged to published and projected) |
+//! | `queries` | `get` and `list` over NATS while commands run | an echo responder, replies of the same size |
 //!
 //! Its own binary, so that the service carries none of this code nor its dependencies.
 
 mod inproc;
 mod nats;
 mod report;
+mod sustained;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +42,9 @@ pub(crate) struct BenchArgs {
     /// Use this NATS server instead of starting one (nats and scheduler workloads).
     #[arg(long)]
     pub nats_url: Option<String>,
+    /// How long the `lag` workload runs, in seconds (default 60).
+    #[arg(long)]
+    pub secs: Option<u64>,
     /// Where temporary data dirs go (default: the system temp dir).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -52,6 +58,10 @@ pub(crate) enum Workload {
     Scheduler,
     /// `disputes audit verify` over the whole log.
     Verify,
+    /// The `nats` lifecycle for `--secs`: lag from acknowledgement to published and to projected.
+    Lag,
+    /// `get` and `list` over NATS while commands run.
+    Queries,
 }
 
 fn main() -> ExitCode {
@@ -97,6 +107,8 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Workload::Verify => inproc::verify(tmp.path(), args.disputes.unwrap_or(111_112)).await?,
         Workload::Nats => nats::nats(tmp.path(), &args).await?,
         Workload::Scheduler => nats::scheduler(tmp.path(), &args).await?,
+        Workload::Lag => sustained::lag(tmp.path(), &args).await?,
+        Workload::Queries => sustained::queries(tmp.path(), &args).await?,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

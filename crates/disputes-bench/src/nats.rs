@@ -17,12 +17,12 @@ use disputes_testkit::NatsServer;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::report::{percentile, report, rss_mb, Measured, Report};
+use crate::report::{percentile, report, rss_mb, Bound, Goal, Measured, Report};
 use crate::BenchArgs;
 
 /// `--nats-url`, or a server of our own (kept alive by the returned guard), configured as
 /// shipped: `max_payload` 256 KiB, every write fsynced.
-fn nats_for(args: &BenchArgs) -> (Option<NatsServer>, String) {
+pub(crate) fn nats_for(args: &BenchArgs) -> (Option<NatsServer>, String) {
     match &args.nats_url {
         Some(url) => (None, url.clone()),
         None => {
@@ -36,11 +36,13 @@ fn nats_for(args: &BenchArgs) -> (Option<NatsServer>, String) {
     }
 }
 
-/// An in-process service on `data_dir`, stopped by the returned trigger.
-async fn start_service(
+/// An in-process service on `data_dir`, stopped by the returned trigger; its HTTP endpoints
+/// listen on `http_listen` (empty: none).
+pub(crate) async fn start_service(
     url: &str,
     data_dir: &Path,
     policy: PolicyConfig,
+    http_listen: &str,
 ) -> anyhow::Result<(
     shutdown::Trigger,
     tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -49,7 +51,7 @@ async fn start_service(
     let mut config = Config::default();
     config.nats.url = url.to_owned();
     config.store.path = data_dir.to_owned();
-    config.http.listen = String::new();
+    config.http.listen = http_listen.to_owned();
     config.policy = policy;
     let (trigger, shutdown) = shutdown::channel();
     let task = tokio::spawn(disputes::service::serve_until(config, shutdown));
@@ -77,7 +79,7 @@ async fn start_service(
 }
 
 /// Runs `disputes` lifecycles over NATS with `concurrency` clients; returns elapsed and latencies.
-async fn drive(
+pub(crate) async fn drive(
     client: &async_nats::Client,
     run: &str,
     disputes: usize,
@@ -120,9 +122,15 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
         args.disputes.unwrap_or(2_000),
         args.concurrency.unwrap_or(16),
     );
+    // The goal's baseline: the same lifecycle in process, durable, without NATS, in this run.
+    let inproc_dir = dir.join("inproc");
+    let inproc = tokio::task::spawn_blocking(move || {
+        crate::inproc::inproc(&inproc_dir, disputes, concurrency)
+    })
+    .await??;
     let (_server, url) = nats_for(args);
     let (trigger, task, client) =
-        start_service(&url, &dir.join("data"), Default::default()).await?;
+        start_service(&url, &dir.join("data"), Default::default(), "").await?;
 
     // Baseline: an echo responder answering with a reply of the service's typical size.
     let probe = client
@@ -164,15 +172,22 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
     .await?;
     trigger.trip();
     task.await??;
-    Ok(report(Measured {
+    let mut report = report(Measured {
         workload: "nats",
         ops: (disputes * 5) as u64,
         elapsed,
         sorted_latencies: &latencies,
         baseline: "echo responder on the same NATS",
         baseline_ops_per_sec: Some(baseline),
-        extra: None,
-    }))
+        extra: Some(json!({"inproc_ops_per_sec": inproc.ops_per_sec})),
+    });
+    report.goals.push(Goal::new(
+        "nats / inproc (same run)",
+        report.ops_per_sec / inproc.ops_per_sec,
+        Bound::AtLeast,
+        0.5,
+    ));
+    Ok(report)
 }
 
 /// Pending deadlines far in the future, plus a burst due at one instant: firing lag to DisputeResolved.
@@ -186,7 +201,7 @@ pub(crate) async fn scheduler(dir: &Path, args: &BenchArgs) -> anyhow::Result<Re
         tokio::task::spawn_blocking(move || fill_deadlines(&dir, pending, burst)).await??
     };
     let (server, url) = nats_for(args);
-    let (trigger, task, client) = start_service(&url, &data, Default::default()).await?;
+    let (trigger, task, client) = start_service(&url, &data, Default::default(), "").await?;
     let rss_serving = rss_mb();
     // Positive: the service was up (read models caught up) before the burst came due.
     let ready_margin_secs = (due_at - Utc::now()).num_milliseconds() as f64 / 1000.0;
@@ -206,7 +221,7 @@ pub(crate) async fn scheduler(dir: &Path, args: &BenchArgs) -> anyhow::Result<Re
         "p99_lag_ms": percentile(&lags, 0.99).map(|us| us as f64 / 1000.0),
     });
     drop(server);
-    Ok(report(Measured {
+    let mut report = report(Measured {
         workload: "scheduler",
         ops: burst as u64,
         elapsed: Duration::from_secs_f64(fired_secs.max(1e-6)),
@@ -214,7 +229,23 @@ pub(crate) async fn scheduler(dir: &Path, args: &BenchArgs) -> anyhow::Result<Re
         baseline: "none: firing lag from due time to DisputeResolved appended",
         baseline_ops_per_sec: None,
         extra: Some(extra),
-    }))
+    });
+    let p99_secs = percentile(&lags, 0.99).unwrap_or(0) as f64 / 1e6;
+    report.goals.push(Goal::new(
+        format!("p99 firing lag of {burst} due at once (s)"),
+        p99_secs,
+        Bound::AtMost,
+        1.0,
+    ));
+    if pending >= 1_000_000 {
+        report.goals.push(Goal::new(
+            format!("resident MiB serving {pending} pending deadlines"),
+            rss_serving,
+            Bound::AtMost,
+            512.0,
+        ));
+    }
+    Ok(report)
 }
 
 /// Waits until the whole burst is resolved by its seller_response timeout.

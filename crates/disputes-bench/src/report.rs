@@ -20,6 +20,44 @@ pub(crate) struct Report {
     pub rss_mb: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra: Option<Value>,
+    /// The goals of docs/performance.md this run measures, each against its baseline of this run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub goals: Vec<Goal>,
+}
+
+/// One goal: a figure of this run against its target.
+#[derive(Debug, Serialize)]
+pub(crate) struct Goal {
+    /// What is compared, e.g. `nats / inproc`.
+    pub goal: String,
+    pub value: f64,
+    /// `at_least` or `at_most`.
+    pub bound: Bound,
+    pub target: f64,
+    pub met: bool,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Bound {
+    AtLeast,
+    AtMost,
+}
+
+impl Goal {
+    pub(crate) fn new(goal: impl Into<String>, value: f64, bound: Bound, target: f64) -> Goal {
+        let met = match bound {
+            Bound::AtLeast => value >= target,
+            Bound::AtMost => value <= target,
+        };
+        Goal {
+            goal: goal.into(),
+            value,
+            bound,
+            target,
+            met,
+        }
+    }
 }
 
 /// What was measured, and against what.
@@ -49,6 +87,7 @@ pub(crate) fn report(m: Measured<'_>) -> Report {
         ratio: m.baseline_ops_per_sec.map(|b| ops_per_sec / b),
         rss_mb: rss_mb(),
         extra: m.extra,
+        goals: Vec::new(),
     }
 }
 
@@ -88,5 +127,16 @@ pub(crate) fn print_report(r: &Report) {
     println!("memory     {:.1} MiB resident", r.rss_mb);
     if let Some(extra) = &r.extra {
         println!("details    {extra}");
+    }
+    for g in &r.goals {
+        let sign = match g.bound {
+            Bound::AtLeast => "≥",
+            Bound::AtMost => "≤",
+        };
+        let verdict = if g.met { "met" } else { "NOT met" };
+        println!(
+            "goal       {}: {:.3} (goal {sign} {}): {verdict}",
+            g.goal, g.value, g.target
+        );
     }
 }
