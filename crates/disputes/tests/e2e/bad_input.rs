@@ -379,9 +379,15 @@ async fn a_list_cursor_the_service_did_not_hand_out_is_invalid_value() {
         .query("list", json!({"after": "not a cursor!"}))
         .await;
     assert_eq!(answer["error"]["code"], "invalid_value", "{answer}");
-    // A cursor handed out is taken.
-    let d = opened().await;
-    let answer = client.query("list", json!({ "after": d.id })).await;
+    // A cursor handed out is taken (read once the read models hold the dispute).
+    let d = Dispute::new(&client);
+    let seq = d
+        .open("not_received", 12999, json!({"solution": "full_refund"}))
+        .await["seq"]
+        .clone();
+    let answer = client
+        .query("list", json!({ "after": d.id, "min_seq": seq }))
+        .await;
     assert_eq!(answer["ok"], true, "{answer}");
 }
 
