@@ -64,6 +64,10 @@ pub(crate) enum Workload {
     Queries,
 }
 
+/// As in the `disputes` binary, so the in-process service runs as it is shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = BenchArgs::parse();
     tracing_subscriber::fmt()
