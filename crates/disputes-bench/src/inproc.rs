@@ -195,8 +195,20 @@ pub(crate) fn replay(dir: &Path, disputes: usize) -> anyhow::Result<Report> {
         "the read models applied every event"
     );
     drop(store);
+    // `disputes audit verify` over the same log (the `verify` workload, without a fill of its own).
+    let started = Instant::now();
+    let audit = tokio::runtime::Handle::current().block_on(disputes::audit::verify(
+        &disputes::audit::Source::Store(dir.to_owned()),
+    ))?;
+    let verify_secs = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        audit.first_break.is_none() && audit.events == events,
+        "verify: {audit:?}"
+    );
     let (empty, full) = history_cost(dir)?;
     let extra = json!({
+        "verify_events_per_sec": events as f64 / verify_secs,
+        "verify_ratio": events as f64 / verify_secs / baseline,
         "inproc_ops_per_sec_empty_store": empty,
         "inproc_ops_per_sec_this_store": full,
     });

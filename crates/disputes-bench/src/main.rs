@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `inproc` | the 5-command lifecycle through the command handler and the durable sled store | raw sled appends of the same bytes with the same group commit |
 //! | `nats` | the same lifecycle over NATS to an in-process `disputes serve` | an echo responder on the same NATS |
-//! | `replay` | rebuilding every read model from the log; then `inproc` on that store | a raw scan + JSON decode of the same log; `inproc` on an empty store |
+//! | `replay` | rebuilding every read model from the log; then `audit verify` and `inproc` on that store | a raw scan + JSON decode of the same log; `inproc` on an empty store |
 //! | `verify` | `disputes audit verify` over the whole log | a raw scan + JSON decode of the same log |
 //! | `scheduler` | a burst of expiries due at once, with pending deadlines | — (firing lag) |
 //! | `lag` | the `nats` lifecycle for `--secs` | — (lag from acknowledged to published and projected) |
