@@ -205,7 +205,7 @@ pub(crate) fn replay(dir: &Path, disputes: usize) -> anyhow::Result<Report> {
         audit.first_break.is_none() && audit.events == events,
         "verify: {audit:?}"
     );
-    let (empty, full) = history_cost(dir)?;
+    let (empty, full) = history_cost(dir, disputes.min(2_000))?;
     let extra = json!({
         "verify_events_per_sec": events as f64 / verify_secs,
         "verify_ratio": events as f64 / verify_secs / baseline,
@@ -230,25 +230,28 @@ pub(crate) fn replay(dir: &Path, disputes: usize) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Cost independent of history: the `inproc` lifecycle (2,000 disputes, 16 clients, durable) on
-/// the store `replay` just filled and on an empty one, twice each, alternating; the mean commands/s
-/// of each: `(empty, filled)`.
-fn history_cost(dir: &Path) -> anyhow::Result<(f64, f64)> {
+/// Cost independent of history: the `inproc` lifecycle (`disputes` of them, 16 clients, durable)
+/// on the store `replay` just filled and on an empty one, twice each, alternating; the mean
+/// commands/s of each: `(empty, filled)`.
+fn history_cost(dir: &Path, disputes: usize) -> anyhow::Result<(f64, f64)> {
     let (mut empty, mut full) = (Vec::new(), Vec::new());
     for round in 0..2 {
         let fresh = dir.join(format!("empty-{round}"));
-        empty.push(lifecycles(&fresh, &format!("empty{round}"))?);
-        full.push(lifecycles(&dir.join("events"), &format!("history{round}"))?);
+        empty.push(lifecycles(&fresh, &format!("empty{round}"), disputes)?);
+        full.push(lifecycles(
+            &dir.join("events"),
+            &format!("history{round}"),
+            disputes,
+        )?);
     }
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     Ok((mean(&empty), mean(&full)))
 }
 
-/// Commands/s of 2,000 lifecycles at 16 clients on the store at `path`, durable.
-fn lifecycles(path: &Path, run: &str) -> anyhow::Result<f64> {
+/// Commands/s of `disputes` lifecycles at 16 clients on the store at `path`, durable.
+fn lifecycles(path: &Path, run: &str, disputes: usize) -> anyhow::Result<f64> {
     let store = Arc::new(SledStore::open(path, StoreOptions::default())?);
     let handler = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
-    let disputes = 2_000;
     let (elapsed, _) = fan_out(disputes, 16, |n, _| {
         for (ty, body) in lifecycle(run, n) {
             let reply = handler.handle(ty, &body, now());

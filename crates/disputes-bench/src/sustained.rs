@@ -192,8 +192,10 @@ pub(crate) async fn queries(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
         true,
     )
     .await?;
+    let seeded = (disputes / 4).max(1);
+    wait_projected(&client, seeded).await?;
     let requests = disputes * 5;
-    let query = query_mix((disputes / 4).max(1));
+    let query = query_mix(seeded);
     // Baseline: an echo responder answering with a reply of the size of a `get`.
     let (_, get) = query(0);
     let sample = client.request("disputes.query.get", get.into()).await?;
@@ -241,6 +243,24 @@ pub(crate) async fn queries(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
         0.5,
     ));
     Ok(report)
+}
+
+/// Until the read models hold `disputes` disputes (the seeding's last events may still be on
+/// their way to them).
+async fn wait_projected(client: &async_nats::Client, disputes: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    loop {
+        let reply = client.request("disputes.query.stats", "{}".into()).await?;
+        let stats: Value = serde_json::from_slice(&reply.payload)?;
+        if stats["stats"]["total"].as_u64().unwrap_or(0) >= disputes as u64 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the read models did not reach {disputes} disputes: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Every other request a `get` of one of the `seeded` disputes, the others a page of 10 of one

@@ -1,0 +1,65 @@
+//! Every workload `./x bench` runs, at a tiny size: it finishes, and its JSON report carries the
+//! goals docs/performance.md lists for it. (The figures themselves mean nothing at this size.)
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn bench(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_disputes-bench"))
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run disputes-bench");
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("one JSON report")
+}
+
+fn goals(report: &Value) -> Vec<String> {
+    report["goals"]
+        .as_array()
+        .map(|goals| {
+            goals
+                .iter()
+                .map(|g| {
+                    assert!(g["value"].is_number() && g["met"].is_boolean(), "{g}");
+                    g["goal"].as_str().unwrap().to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn every_workload_reports_its_goals() {
+    let small = ["--disputes", "12", "--concurrency", "3"];
+    let inproc = bench(&[&["inproc"], &small[..]].concat());
+    assert_eq!(goals(&inproc), ["inproc / raw sled group commit"]);
+    let nats = bench(&[&["nats"], &small[..]].concat());
+    assert_eq!(goals(&nats), ["nats / inproc (same run)"]);
+    let queries = bench(&[&["queries"], &small[..]].concat());
+    assert_eq!(goals(&queries), ["queries / echo"]);
+    let lag = bench(&["lag", "--secs", "2", "--concurrency", "2"]);
+    assert_eq!(
+        goals(&lag),
+        [
+            "published lag p99 (s)",
+            "published lag p99, last third minus first third (s)",
+            "projected lag p99 (s)",
+            "projected lag p99, last third minus first third (s)"
+        ]
+    );
+    let replay = bench(&["replay", "--disputes", "12"]);
+    assert_eq!(
+        goals(&replay),
+        ["inproc on a store of 108 events / inproc on an empty store"]
+    );
+    assert!(
+        replay["extra"]["verify_events_per_sec"].is_number(),
+        "{replay}"
+    );
+}
