@@ -1,12 +1,12 @@
 //! The command types each role may send now: the dispute view's `actions`, derived from
-//! `rules::permits`, the same rules `decide` applies.
+//! `rules::allows` (`rules::permits` without its refusal messages), the same rules `decide` applies.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::actor::Role;
 use crate::command::CommandType;
-use crate::rules::permits;
+use crate::rules::allows;
 use crate::state::{Dispute, State};
 
 /// `{"buyer": [...], "seller": [...], "mediator": [...]}`, each in protocol.md's command order.
@@ -52,6 +52,6 @@ fn permitted(dispute: &Dispute, role: Role, now: DateTime<Utc>) -> Vec<CommandTy
         .iter()
         .copied()
         .filter(|command_type| *command_type != CommandType::Open)
-        .filter(|command_type| permits(dispute, role, *command_type, now).is_ok())
+        .filter(|command_type| allows(dispute, role, *command_type, now))
         .collect()
 }

@@ -39,7 +39,7 @@ pub use ids::{is_valid_id, CommandId, DisputeId, OrderId, PartyId, ID_BYTES_MAX,
 pub use macros::WireEnum;
 pub use money::{Amount, Currency, Money, AMOUNT_MAX};
 pub use policy::{Policy, DAY};
-pub use rules::{permits, senders};
+pub use rules::{allows, permits, senders};
 pub use state::{ActiveDeadline, Dispute, Resolution, State};
 pub use status::{DeadlineKind, OnExpiry, ResolutionBasis, Stage, Status};
 pub use terms::{Proposal, ProposalTerms, RulingTerms, Settlement, Solution};

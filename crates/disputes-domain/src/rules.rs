@@ -59,6 +59,11 @@ fn blocked_by_deadline(command_type: CommandType) -> bool {
     command_type != CommandType::PostMessage
 }
 
+/// Whether the active deadline's due time has come and blocks `command_type`.
+fn deadline_blocks(dispute: &Dispute, command_type: CommandType, now: DateTime<Utc>) -> bool {
+    blocked_by_deadline(command_type) && dispute.deadline().is_some_and(|d| d.has_come(now))
+}
+
 /// Step 4, by role: `forbidden` unless `role` may ever send `command_type`.
 pub(crate) fn check_role(role: Role, command_type: CommandType) -> Result<(), Refusal> {
     if senders(command_type).contains(&role) {
@@ -120,16 +125,14 @@ pub(crate) fn check_deadline(
     now: DateTime<Utc>,
 ) -> Result<(), Refusal> {
     match dispute.deadline() {
-        Some(deadline) if deadline.has_come(now) && blocked_by_deadline(command_type) => {
-            Err(Refusal::new(
-                ErrorCode::DeadlinePassed,
-                format!(
-                    "the {} deadline was due at {}",
-                    deadline.kind(),
-                    crate::time::format(deadline.due_at())
-                ),
-            ))
-        }
+        Some(deadline) if deadline_blocks(dispute, command_type, now) => Err(Refusal::new(
+            ErrorCode::DeadlinePassed,
+            format!(
+                "the {} deadline was due at {}",
+                deadline.kind(),
+                crate::time::format(deadline.due_at())
+            ),
+        )),
         _ => Ok(()),
     }
 }
@@ -145,6 +148,19 @@ pub fn permits(
     check_role(role, command_type)?;
     check_status(dispute, role, command_type)?;
     check_deadline(dispute, command_type, now)
+}
+
+/// [`permits`] without the refusal: the same three checks, no message built. What `actions`
+/// asks for every role and type of every dispute a dashboard lists.
+pub fn allows(
+    dispute: &Dispute,
+    role: Role,
+    command_type: CommandType,
+    now: DateTime<Utc>,
+) -> bool {
+    senders(command_type).contains(&role)
+        && status_allows(dispute.status(), role, command_type)
+        && !deadline_blocks(dispute, command_type, now)
 }
 
 /// Steps 4 and 5 of "Which refusal wins" for a party's command on an opened dispute.

@@ -430,6 +430,22 @@ proptest! {
             assert_eq!(listed, permitted, "{:?} → {:?}", o.request, o.result);
         });
     }
+
+    #[test]
+    fn allows_answers_exactly_as_permits_for_every_role_and_type(steps in steps()) {
+        run(&steps, |o| {
+            let Some(dispute) = o.before.dispute() else { return };
+            for role in [Role::Buyer, Role::Seller, Role::Mediator, Role::System] {
+                for &command_type in CommandType::ALL {
+                    assert_eq!(
+                        disputes_domain::allows(dispute, role, command_type, o.now),
+                        disputes_domain::permits(dispute, role, command_type, o.now).is_ok(),
+                        "{role:?} {command_type:?} on {:?}", dispute.status()
+                    );
+                }
+            }
+        });
+    }
 }
 
 /// The properties mean something only if the random walks go everywhere: every status, every
