@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use disputes_domain::{self as domain, DeadlineKind, Event, Policy, State, Status};
 use disputes_store::Envelope;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use tokio::sync::watch;
 
 /// Events applied in one atomic batch.
@@ -783,31 +783,79 @@ fn active(state: &State) -> Option<&domain::Dispute> {
 
 /// The dispute view D of protocol.md, with the actions each role may take at `now`.
 pub fn view(record: &Record, now: DateTime<Utc>) -> Value {
-    let State::Active(d) = &record.state else {
-        unreachable!("records hold opened disputes")
-    };
-    json!({
-        "dispute_id": record.dispute_id,
-        "order_id": d.order_id(),
-        "buyer_id": d.buyer_id(),
-        "seller_id": d.seller_id(),
-        "reason": d.reason(),
-        "stage": d.stage(),
-        "status": d.status(),
-        "order_amount": d.order_amount(),
-        "proposal": d.proposal(),
-        "deadline": d.deadline().map(|dl| json!({"deadline": dl.kind(), "due_at": domain::time::format(dl.due_at())})),
-        "resolution": d.resolution().map(|r| json!({
-            "solution": r.solution(),
-            "refund_amount": r.refund_amount(),
-            "release_amount": r.release_amount(),
-            "basis": r.basis(),
-        })),
-        "actions": domain::actions(&record.state, now),
-        "version": d.version(),
-        "opened_at": domain::time::format(record.opened_at),
-        "updated_at": domain::time::format(record.updated_at),
-    })
+    serde_json::to_value(DisputeView::new(record, now)).expect("views serialize")
+}
+
+/// [`view`] serialized, written straight from the record (no `Value` built on the way).
+pub fn view_bytes(record: &Record, now: DateTime<Utc>) -> Vec<u8> {
+    serde_json::to_vec(&DisputeView::new(record, now)).expect("views serialize")
+}
+
+/// The dispute view D of protocol.md, borrowing from its record.
+#[derive(Serialize)]
+struct DisputeView<'a> {
+    dispute_id: &'a str,
+    order_id: &'a domain::OrderId,
+    buyer_id: &'a domain::PartyId,
+    seller_id: &'a domain::PartyId,
+    reason: domain::Reason,
+    stage: domain::Stage,
+    status: Status,
+    order_amount: domain::Money,
+    proposal: domain::Proposal,
+    deadline: Option<DeadlineView>,
+    resolution: Option<ResolutionView>,
+    actions: domain::Actions,
+    version: u64,
+    opened_at: String,
+    updated_at: String,
+}
+
+#[derive(Serialize)]
+struct DeadlineView {
+    deadline: DeadlineKind,
+    due_at: String,
+}
+
+#[derive(Serialize)]
+struct ResolutionView {
+    solution: domain::Solution,
+    refund_amount: u64,
+    release_amount: u64,
+    basis: domain::ResolutionBasis,
+}
+
+impl<'a> DisputeView<'a> {
+    fn new(record: &'a Record, now: DateTime<Utc>) -> DisputeView<'a> {
+        let State::Active(d) = &record.state else {
+            unreachable!("records hold opened disputes")
+        };
+        DisputeView {
+            dispute_id: &record.dispute_id,
+            order_id: d.order_id(),
+            buyer_id: d.buyer_id(),
+            seller_id: d.seller_id(),
+            reason: d.reason(),
+            stage: d.stage(),
+            status: d.status(),
+            order_amount: d.order_amount(),
+            proposal: d.proposal(),
+            deadline: d.deadline().map(|dl| DeadlineView {
+                deadline: dl.kind(),
+                due_at: domain::time::format(dl.due_at()),
+            }),
+            resolution: d.resolution().map(|r| ResolutionView {
+                solution: r.solution(),
+                refund_amount: r.refund_amount(),
+                release_amount: r.release_amount(),
+                basis: r.basis(),
+            }),
+            actions: domain::actions(&record.state, now),
+            version: d.version(),
+            opened_at: domain::time::format(record.opened_at),
+            updated_at: domain::time::format(record.updated_at),
+        }
+    }
 }
 
 fn view_key(dispute_id: &str) -> Vec<u8> {
@@ -997,6 +1045,58 @@ mod tests {
         assert_eq!(contents(&one_batch), contents(&by_event));
         let status = |p: &Projections| p.record("d-1").unwrap().unwrap();
         assert_eq!(status(&one_batch), status(&by_event));
+    }
+
+    /// The view is protocol.md's D, field for field, and its bytes (what `get` and `list` send)
+    /// say the same as the value (what `disputes audit state` prints).
+    #[test]
+    fn a_view_has_exactly_the_fields_of_the_contract_and_its_bytes_equal_its_value() {
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let policy = Policy::default();
+        let handler = CommandHandler::new(store.clone(), policy, Limits::default());
+        let now = "2026-11-27T08:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        recurring_lifecycle(&handler, now + TimeDelta::seconds(1));
+        let dir = tempfile::tempdir().unwrap();
+        let projections = Projections::open(dir.path(), policy).unwrap();
+        projections
+            .apply(&store.read_from(1, 1_000).unwrap())
+            .unwrap();
+        let record = projections.record("d-1").unwrap().unwrap();
+        let value = view(&record, now);
+        let fields: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut contract = [
+            "dispute_id",
+            "order_id",
+            "buyer_id",
+            "seller_id",
+            "reason",
+            "stage",
+            "status",
+            "order_amount",
+            "proposal",
+            "deadline",
+            "resolution",
+            "actions",
+            "version",
+            "opened_at",
+            "updated_at",
+        ];
+        contract.sort_unstable();
+        assert_eq!(fields, contract);
+        assert_eq!(value["resolution"]["refund_amount"], 4000);
+        assert_eq!(value["resolution"]["basis"], "ruling");
+        assert_eq!(value["deadline"], Value::Null);
+        assert_eq!(
+            value["actions"],
+            json!({"buyer": [], "seller": [], "mediator": []})
+        );
+        let bytes: Value = serde_json::from_slice(&view_bytes(&record, now)).unwrap();
+        assert_eq!(bytes, value);
     }
 
     /// Disputes `d-t-0` … `d-t-{n-1}`, the n-th taken through the first `1 + n % 5` commands of the

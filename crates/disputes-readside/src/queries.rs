@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::projections::{view, ListFilter, ProjectionError, Projections};
+use crate::projections::{view_bytes, ListFilter, ProjectionError, Projections};
 
 /// Why a query got no answer: refused (bad input, no such dispute, `timeout`), or the storage
 /// under it failed. The service maps each to its wire code.
@@ -132,9 +132,14 @@ impl<S: EventStore + 'static> Queries<S> {
         id(&q.dispute_id, "dispute_id")?;
         self.wait_for(q.min_seq).await?;
         match self.projections.record(&q.dispute_id)? {
-            Some(record) => Ok(to_bytes(
-                &json!({"ok": true, "dispute": view(&record, now)}),
-            )),
+            Some(record) => {
+                let view = view_bytes(&record, now);
+                let mut reply = Vec::with_capacity(view.len() + 24);
+                reply.extend_from_slice(b"{\"ok\":true,\"dispute\":");
+                reply.extend_from_slice(&view);
+                reply.push(b'}');
+                Ok(reply)
+            }
             None => Err(refused(
                 ErrorCode::NotFound,
                 format!("no dispute {}", q.dispute_id),
@@ -171,7 +176,7 @@ impl<S: EventStore + 'static> Queries<S> {
             after: q.after,
         };
         let (records, next) = self.projections.list(&filter, limit)?;
-        let views: Vec<Vec<u8>> = records.iter().map(|r| to_bytes(&view(r, now))).collect();
+        let views: Vec<Vec<u8>> = records.iter().map(|r| view_bytes(r, now)).collect();
         let fit = self.fitting(&views, "disputes")?;
         let next = match fit < records.len() {
             true => Some(records[fit - 1].dispute_id.clone()),
