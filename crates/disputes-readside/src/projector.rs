@@ -95,15 +95,16 @@ pub fn catch_up_blocking<F: EventFeed + ?Sized>(
     })
 }
 
-/// How long the live projector gathers events after applying a batch, unless a reader waits for
-/// them (a query's `min_seq`, see [`Projections::want`]): under load, each batch of the read models
-/// then holds the appends of several group commits, and its fixed cost (one atomic sled batch,
-/// taken under a lock that sled holds for the whole process) is paid less often.
+/// How long the live projector gathers events after applying a batch while more were appended
+/// meanwhile, unless a reader waits for them (a query's `min_seq`, see [`Projections::want`]):
+/// under load, each batch of the read models then holds the appends of several group commits,
+/// and its fixed cost (one atomic sled batch, taken under a lock that sled holds for the whole
+/// process) is paid less often. Idle, an append is applied as soon as it is committed.
 pub const LINGER: Duration = Duration::from_millis(20);
 
 /// Folds live until `stop` turns true: each time the feed's head moves, every batch after the
-/// checkpoint, in one atomic write each; after a batch that was not full it lingers for
-/// [`LINGER`], or until a reader waits for what is not yet applied. A failure is handed to
+/// checkpoint, in one atomic write each; after a batch that was not full while the head moved on
+/// meanwhile, it lingers for [`LINGER`], or until a reader waits for what is not yet applied. A failure is handed to
 /// `on_error` and retried after half a second (the caller decides what a storage failure means).
 pub async fn run<F: EventFeed + 'static>(
     feed: Arc<F>,
@@ -132,7 +133,9 @@ async fn run_lingering<F: EventFeed + 'static>(
         match stepped {
             Ok(BATCH_EVENTS_MAX) => continue,
             Ok(0) => {}
-            Ok(_) => {
+            // More came while that batch was applied: under load, gather before the next one.
+            // (Idle, the next events are applied as soon as they come.)
+            Ok(_) if feed.head() > projections.checkpoint() => {
                 let checkpoint = projections.checkpoint();
                 tokio::select! {
                     _ = tokio::time::sleep(linger) => {}
@@ -141,6 +144,7 @@ async fn run_lingering<F: EventFeed + 'static>(
                 }
                 continue;
             }
+            Ok(_) => {}
             Err(error) => {
                 tracing::error!(%error, "projection failed; retrying");
                 on_error(&error);
@@ -279,24 +283,88 @@ mod tests {
         );
     }
 
-    /// Under load the live projector gathers events for a while after each batch, but never
-    /// while a reader waits for one of them.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_live_projector_gathers_events_unless_a_reader_waits_for_them() {
+    /// A feed that hands over at most one event per read: the head is always ahead of what was
+    /// just applied, as under load.
+    struct OneByOne(Arc<SledStore>);
+
+    impl EventFeed for OneByOne {
+        fn read_from(&self, from_seq: u64, _limit: usize) -> Result<Vec<Envelope>, StoreError> {
+            disputes_store::EventStore::read_from(&*self.0, from_seq, 1)
+        }
+        fn head(&self) -> u64 {
+            disputes_store::EventStore::head(&*self.0)
+        }
+        fn subscribe(&self) -> watch::Receiver<u64> {
+            disputes_store::EventStore::subscribe(&*self.0)
+        }
+    }
+
+    /// Opens a dispute (two events) and walks it one command further per call.
+    fn commands(store: &Arc<SledStore>) -> impl Fn(usize) + '_ {
         use disputes_command::{CommandHandler, Reply};
         use disputes_domain::Limits;
         use disputes_testkit::workload::{lifecycle, now};
-
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SledStore::open_temporary().unwrap());
-        let projections = Arc::new(Projections::open(dir.path(), Policy::default()).unwrap());
         let handler = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
         let steps = lifecycle("linger", 0);
-        let send = |step: usize| {
+        move |step| {
             let (ty, body) = &steps[step];
             let reply = handler.handle(ty, body, now());
             assert!(matches!(reply, Reply::Accepted(_)), "{reply:?}");
-        };
+        }
+    }
+
+    async fn reach(applied: &mut watch::Receiver<u64>, seq: u64, why: &str) {
+        tokio::time::timeout(Duration::from_secs(10), applied.wait_for(|a| *a >= seq))
+            .await
+            .expect(why)
+            .unwrap();
+    }
+
+    /// Under load (more appended while a batch is applied) the live projector gathers events for
+    /// a while, but never while a reader waits for one of them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_live_projector_gathers_events_under_load_unless_a_reader_waits_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let projections = Arc::new(Projections::open(dir.path(), Policy::default()).unwrap());
+        let send = commands(&store);
+        send(0);
+        let opened = store.head();
+        assert!(opened >= 2, "an open appends its event and a deadline");
+        let (stop_tx, stop) = watch::channel(false);
+        let feed = Arc::new(OneByOne(store.clone()));
+        let live = tokio::spawn(run_lingering(
+            feed,
+            projections.clone(),
+            Duration::from_secs(3600),
+            |_| {},
+            stop,
+        ));
+        let mut applied = projections.subscribe();
+        reach(&mut applied, 1, "the first event is applied at once").await;
+        // The head is past it: the projector gathers instead of applying the rest...
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(projections.checkpoint(), 1, "gathering, not applying");
+        // ...until a reader asks for it.
+        projections.want(opened);
+        reach(
+            &mut applied,
+            opened,
+            "a reader that waits is served at once",
+        )
+        .await;
+        stop_tx.send_replace(true);
+        live.await.unwrap();
+    }
+
+    /// Idle, every append is applied as soon as it is committed, linger or not: a client that
+    /// reads without `min_seq` a moment after its command sees it, as before the linger.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_live_projector_applies_each_append_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let projections = Arc::new(Projections::open(dir.path(), Policy::default()).unwrap());
+        let send = commands(&store);
         let (stop_tx, stop) = watch::channel(false);
         let live = tokio::spawn(run_lingering(
             store.clone(),
@@ -306,29 +374,11 @@ mod tests {
             stop,
         ));
         let mut applied = projections.subscribe();
-        // Idle, it applies the first events at once.
-        send(0);
-        let opened = store.head();
-        let reached = |seq: u64| move |applied: &u64| *applied >= seq;
-        tokio::time::timeout(Duration::from_secs(10), applied.wait_for(reached(opened)))
-            .await
-            .expect("the first batch is applied at once")
-            .unwrap();
-        // Then it lingers: the next events wait...
-        send(1);
-        let countered = store.head();
-        assert!(countered > opened);
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(projections.checkpoint(), opened, "gathering, not applying");
-        // ...until a reader asks for them.
-        projections.want(countered);
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            applied.wait_for(reached(countered)),
-        )
-        .await
-        .expect("a reader that waits is served at once")
-        .unwrap();
+        for step in 0..3 {
+            send(step);
+            let head = store.head();
+            reach(&mut applied, head, "applied without lingering").await;
+        }
         stop_tx.send_replace(true);
         live.await.unwrap();
     }
