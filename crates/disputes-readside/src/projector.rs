@@ -95,16 +95,20 @@ pub fn catch_up_blocking<F: EventFeed + ?Sized>(
     })
 }
 
-/// How long the live projector gathers events after applying a batch while more were appended
-/// meanwhile, unless a reader waits for them (a query's `min_seq`, see [`Projections::want`]):
+/// How long the live projector gathers events after applying a batch of at least
+/// [`LINGER_BATCH_MIN`] events while more are already waiting, unless a reader waits for them (a query's `min_seq`, see [`Projections::want`]):
 /// under load, each batch of the read models then holds the appends of several group commits,
 /// and its fixed cost (one atomic sled batch, taken under a lock that sled holds for the whole
 /// process) is paid less often. Idle, an append is applied as soon as it is committed.
 pub const LINGER: Duration = Duration::from_millis(20);
 
+/// The smallest batch after which the live projector lingers: more events than any one command
+/// appends, so that only concurrent appends (load) make it linger.
+pub const LINGER_BATCH_MIN: usize = 16;
+
 /// Folds live until `stop` turns true: each time the feed's head moves, every batch after the
-/// checkpoint, in one atomic write each; after a batch that was not full while the head moved on
-/// meanwhile, it lingers for [`LINGER`], or until a reader waits for what is not yet applied. A failure is handed to
+/// checkpoint, in one atomic write each; after a batch of at least [`LINGER_BATCH_MIN`] events
+/// (not full) while the head has moved on, it lingers for [`LINGER`], or until a reader waits for what is not yet applied. A failure is handed to
 /// `on_error` and retried after half a second (the caller decides what a storage failure means).
 pub async fn run<F: EventFeed + 'static>(
     feed: Arc<F>,
@@ -133,9 +137,10 @@ async fn run_lingering<F: EventFeed + 'static>(
         match stepped {
             Ok(BATCH_EVENTS_MAX) => continue,
             Ok(0) => {}
-            // More came while that batch was applied: under load, gather before the next one.
-            // (Idle, the next events are applied as soon as they come.)
-            Ok(_) if feed.head() > projections.checkpoint() => {
+            // Under load (a batch of many events, and more already waiting), gather before the
+            // next one. A client that sends one command at a time never makes such a batch, so
+            // what it appends is applied as soon as it comes.
+            Ok(n) if n >= LINGER_BATCH_MIN && feed.head() > projections.checkpoint() => {
                 let checkpoint = projections.checkpoint();
                 tokio::select! {
                     _ = tokio::time::sleep(linger) => {}
@@ -283,13 +288,13 @@ mod tests {
         );
     }
 
-    /// A feed that hands over at most one event per read: the head is always ahead of what was
-    /// just applied, as under load.
-    struct OneByOne(Arc<SledStore>);
+    /// A feed that hands over at most [`LINGER_BATCH_MIN`] events per read: with more than that
+    /// appended, the head is ahead of what was just applied, as under load.
+    struct Capped(Arc<SledStore>);
 
-    impl EventFeed for OneByOne {
+    impl EventFeed for Capped {
         fn read_from(&self, from_seq: u64, _limit: usize) -> Result<Vec<Envelope>, StoreError> {
-            disputes_store::EventStore::read_from(&*self.0, from_seq, 1)
+            disputes_store::EventStore::read_from(&*self.0, from_seq, LINGER_BATCH_MIN)
         }
         fn head(&self) -> u64 {
             disputes_store::EventStore::head(&*self.0)
@@ -299,13 +304,14 @@ mod tests {
         }
     }
 
-    /// Opens a dispute (two events) and walks it one command further per call.
-    fn commands(store: &Arc<SledStore>) -> impl Fn(usize) + '_ {
+    /// Opens dispute `n` of the bench's lifecycle (two events) and walks it one command further
+    /// per call.
+    fn commands(store: &Arc<SledStore>, n: usize) -> impl Fn(usize) + '_ {
         use disputes_command::{CommandHandler, Reply};
         use disputes_domain::Limits;
         use disputes_testkit::workload::{lifecycle, now};
         let handler = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
-        let steps = lifecycle("linger", 0);
+        let steps = lifecycle("linger", n);
         move |step| {
             let (ty, body) = &steps[step];
             let reply = handler.handle(ty, body, now());
@@ -327,12 +333,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open_temporary().unwrap());
         let projections = Arc::new(Projections::open(dir.path(), Policy::default()).unwrap());
-        let send = commands(&store);
-        send(0);
+        // Disputes opened concurrently: more events than one batch of the capped feed.
+        for n in 0..(LINGER_BATCH_MIN / 2 + 2) {
+            let send = commands(&store, n);
+            send(0);
+        }
         let opened = store.head();
-        assert!(opened >= 2, "an open appends its event and a deadline");
+        assert!(opened > LINGER_BATCH_MIN as u64, "{opened} events");
         let (stop_tx, stop) = watch::channel(false);
-        let feed = Arc::new(OneByOne(store.clone()));
+        let feed = Arc::new(Capped(store.clone()));
         let live = tokio::spawn(run_lingering(
             feed,
             projections.clone(),
@@ -341,10 +350,11 @@ mod tests {
             stop,
         ));
         let mut applied = projections.subscribe();
-        reach(&mut applied, 1, "the first event is applied at once").await;
+        let first = LINGER_BATCH_MIN as u64;
+        reach(&mut applied, first, "the first batch is applied at once").await;
         // The head is past it: the projector gathers instead of applying the rest...
         tokio::time::sleep(Duration::from_millis(300)).await;
-        assert_eq!(projections.checkpoint(), 1, "gathering, not applying");
+        assert_eq!(projections.checkpoint(), first, "gathering, not applying");
         // ...until a reader asks for it.
         projections.want(opened);
         reach(
@@ -357,14 +367,15 @@ mod tests {
         live.await.unwrap();
     }
 
-    /// Idle, every append is applied as soon as it is committed, linger or not: a client that
-    /// reads without `min_seq` a moment after its command sees it, as before the linger.
+    /// One command at a time, every append is applied as soon as it is committed, linger or not,
+    /// however soon the next command follows: a client that reads without `min_seq` a moment
+    /// after its command sees it, as before the linger.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_idle_live_projector_applies_each_append_at_once() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(SledStore::open_temporary().unwrap());
         let projections = Arc::new(Projections::open(dir.path(), Policy::default()).unwrap());
-        let send = commands(&store);
+        let send = commands(&store, 0);
         let (stop_tx, stop) = watch::channel(false);
         let live = tokio::spawn(run_lingering(
             store.clone(),
@@ -374,7 +385,7 @@ mod tests {
             stop,
         ));
         let mut applied = projections.subscribe();
-        for step in 0..3 {
+        for step in 0..5 {
             send(step);
             let head = store.head();
             reach(&mut applied, head, "applied without lingering").await;
