@@ -163,13 +163,7 @@ pub(crate) async fn verify(dir: &Path, disputes: usize) -> anyhow::Result<Report
         })
         .await??
     };
-    let started = Instant::now();
-    let audit = disputes::audit::verify(&disputes::audit::Source::Store(dir.to_owned())).await?;
-    let elapsed = started.elapsed();
-    anyhow::ensure!(
-        audit.first_break.is_none() && audit.events == events,
-        "verify: {audit:?}"
-    );
+    let (elapsed, audit) = audit_verify(dir, events).await?;
     let extra = json!({"disputes": audit.disputes, "resolved": audit.resolved});
     Ok(report(Measured {
         workload: "verify",
@@ -180,6 +174,22 @@ pub(crate) async fn verify(dir: &Path, disputes: usize) -> anyhow::Result<Report
         baseline_ops_per_sec: Some(baseline),
         extra: Some(extra),
     }))
+}
+
+/// `disputes audit verify` over the store in `dir`, which must find `events` events intact; how
+/// long it took, and what it found.
+async fn audit_verify(
+    dir: &Path,
+    events: u64,
+) -> anyhow::Result<(std::time::Duration, disputes::audit::Audit)> {
+    let started = Instant::now();
+    let audit = disputes::audit::verify(&disputes::audit::Source::Store(dir.to_owned())).await?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(
+        audit.first_break.is_none() && audit.events == events,
+        "verify: {audit:?}"
+    );
+    Ok((elapsed, audit))
 }
 
 pub(crate) fn replay(dir: &Path, disputes: usize) -> anyhow::Result<Report> {
@@ -196,15 +206,9 @@ pub(crate) fn replay(dir: &Path, disputes: usize) -> anyhow::Result<Report> {
     );
     drop(store);
     // `disputes audit verify` over the same log (the `verify` workload, without a fill of its own).
-    let started = Instant::now();
-    let audit = tokio::runtime::Handle::current().block_on(disputes::audit::verify(
-        &disputes::audit::Source::Store(dir.to_owned()),
-    ))?;
-    let verify_secs = started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        audit.first_break.is_none() && audit.events == events,
-        "verify: {audit:?}"
-    );
+    let (verify_elapsed, _) =
+        tokio::runtime::Handle::current().block_on(audit_verify(dir, events))?;
+    let verify_secs = verify_elapsed.as_secs_f64();
     let (empty, full) = history_cost(dir, disputes.min(2_000))?;
     let extra = json!({
         "verify_events_per_sec": events as f64 / verify_secs,

@@ -78,34 +78,48 @@ pub(crate) async fn start_service(
     Ok((trigger, task, client))
 }
 
-/// Runs `disputes` lifecycles over NATS with `concurrency` clients; returns elapsed and latencies.
-pub(crate) async fn drive(
+/// One request: its latency in µs and, with `check`, its reply, which must say `"ok": true`
+/// (`Value::Null` without).
+pub(crate) async fn request(
     client: &async_nats::Client,
-    run: &str,
-    disputes: usize,
-    concurrency: usize,
-    subject: impl Fn(&str) -> String + Send + Sync + 'static,
+    subject: String,
+    body: Vec<u8>,
     check: bool,
-) -> anyhow::Result<(Duration, Vec<u64>)> {
-    let subject = Arc::new(subject);
+) -> anyhow::Result<(u64, Value)> {
+    let t0 = Instant::now();
+    let reply = client.request(subject.clone(), body.into()).await?;
+    let latency = t0.elapsed().as_micros() as u64;
+    if !check {
+        return Ok((latency, Value::Null));
+    }
+    let v: Value = serde_json::from_slice(&reply.payload)?;
+    anyhow::ensure!(v["ok"] == true, "{subject} refused: {v}");
+    Ok((latency, v))
+}
+
+/// Items `0..count` over `concurrency` clients (client `t` takes `t`, `t + concurrency`, …, in
+/// order), each run by `item`, which gives its requests' latencies; elapsed, and every latency
+/// sorted.
+pub(crate) async fn fan_out<F, Fut>(
+    client: &async_nats::Client,
+    count: usize,
+    concurrency: usize,
+    item: F,
+) -> anyhow::Result<(Duration, Vec<u64>)>
+where
+    F: Fn(async_nats::Client, usize) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<Vec<u64>>> + Send + 'static,
+{
     let started = Instant::now();
     let mut tasks = Vec::new();
     for t in 0..concurrency {
-        let (client, subject, run) = (client.clone(), subject.clone(), run.to_owned());
+        let (client, item) = (client.clone(), item.clone());
         tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            for n in (t..disputes).step_by(concurrency) {
-                for (ty, body) in lifecycle(&run, n) {
-                    let t0 = Instant::now();
-                    let reply = client.request(subject(ty), body.into()).await?;
-                    lat.push(t0.elapsed().as_micros() as u64);
-                    if check {
-                        let v: Value = serde_json::from_slice(&reply.payload)?;
-                        anyhow::ensure!(v["ok"] == true, "{ty} refused: {v}");
-                    }
-                }
+            let mut latencies = Vec::new();
+            for n in (t..count).step_by(concurrency) {
+                latencies.extend(item(client.clone(), n).await?);
             }
-            anyhow::Ok(lat)
+            anyhow::Ok(latencies)
         }));
     }
     let mut latencies = Vec::new();
@@ -115,6 +129,47 @@ pub(crate) async fn drive(
     let elapsed = started.elapsed();
     latencies.sort_unstable();
     Ok((elapsed, latencies))
+}
+
+/// Runs `disputes` lifecycles over NATS with `concurrency` clients; returns elapsed and latencies.
+pub(crate) async fn drive(
+    client: &async_nats::Client,
+    run: &str,
+    disputes: usize,
+    concurrency: usize,
+    subject: impl Fn(&str) -> String + Send + Sync + 'static,
+    check: bool,
+) -> anyhow::Result<(Duration, Vec<u64>)> {
+    let (subject, run) = (Arc::new(subject), Arc::new(run.to_owned()));
+    fan_out(client, disputes, concurrency, move |client, n| {
+        let (subject, run) = (subject.clone(), run.clone());
+        async move {
+            let mut latencies = Vec::new();
+            for (ty, body) in lifecycle(&run, n) {
+                latencies.push(request(&client, subject(ty), body, check).await?.0);
+            }
+            Ok(latencies)
+        }
+    })
+    .await
+}
+
+/// A responder on `bench.echo` answering every request with `reply_len` bytes: the baseline of
+/// the NATS workloads. Abort the handle to stop it.
+pub(crate) async fn echo_responder(
+    client: &async_nats::Client,
+    reply_len: usize,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let reply_bytes = bytes::Bytes::from(vec![b'x'; reply_len]);
+    let mut echo = client.queue_subscribe("bench.echo", "bench".into()).await?;
+    let responder = client.clone();
+    Ok(tokio::spawn(async move {
+        while let Some(message) = echo.next().await {
+            if let Some(reply) = message.reply {
+                let _ = responder.publish(reply, reply_bytes.clone()).await;
+            }
+        }
+    }))
 }
 
 pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
@@ -139,16 +194,7 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
             lifecycle("probe", 0)[0].1.clone().into(),
         )
         .await?;
-    let reply_bytes = bytes::Bytes::from(vec![b'x'; probe.payload.len()]);
-    let mut echo = client.queue_subscribe("bench.echo", "bench".into()).await?;
-    let responder = client.clone();
-    let echo_task = tokio::spawn(async move {
-        while let Some(message) = echo.next().await {
-            if let Some(reply) = message.reply {
-                let _ = responder.publish(reply, reply_bytes.clone()).await;
-            }
-        }
-    });
+    let echo_task = echo_responder(&client, probe.payload.len()).await?;
     let (base_elapsed, _) = drive(
         &client,
         "echo",

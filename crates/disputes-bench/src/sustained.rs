@@ -11,11 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use disputes_testkit::workload::lifecycle;
-use futures::StreamExt;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::nats::{drive, nats_for, start_service};
+use crate::nats::{drive, echo_responder, fan_out, nats_for, start_service};
 use crate::report::{percentile, report, Bound, Goal, Measured, Report};
 use crate::BenchArgs;
 
@@ -52,14 +51,10 @@ pub(crate) async fn lag(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> 
             let mut n = t;
             while Instant::now() < until {
                 for (ty, body) in lifecycle("lag", n) {
-                    let t0 = Instant::now();
-                    let reply = client
-                        .request(format!("disputes.cmd.{ty}"), body.into())
-                        .await?;
+                    let subject = format!("disputes.cmd.{ty}");
+                    let (latency, v) = crate::nats::request(&client, subject, body, true).await?;
                     let now = Instant::now();
-                    latencies.push((now - t0).as_micros() as u64);
-                    let v: Value = serde_json::from_slice(&reply.payload)?;
-                    anyhow::ensure!(v["ok"] == true, "{ty} refused: {v}");
+                    latencies.push(latency);
                     let seq = v["seq"].as_u64().unwrap_or(0);
                     acked.lock().expect("acked").insert(seq, now);
                 }
@@ -290,16 +285,7 @@ async fn echo_rate(
     concurrency: usize,
     body: impl Fn(usize) -> Vec<u8> + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<f64> {
-    let reply_bytes = bytes::Bytes::from(vec![b'x'; reply_len]);
-    let mut echo = client.queue_subscribe("bench.echo", "bench".into()).await?;
-    let responder = client.clone();
-    let echo_task = tokio::spawn(async move {
-        while let Some(message) = echo.next().await {
-            if let Some(reply) = message.reply {
-                let _ = responder.publish(reply, reply_bytes.clone()).await;
-            }
-        }
-    });
+    let echo_task = echo_responder(client, reply_len).await?;
     let (elapsed, _) = ask(client, requests, concurrency, move |n| {
         ("bench.echo".to_owned(), body(n))
     })
@@ -315,31 +301,16 @@ async fn ask(
     concurrency: usize,
     request: impl Fn(usize) -> (String, Vec<u8>) + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<(Duration, Vec<u64>)> {
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for t in 0..concurrency {
-        let (client, request) = (client.clone(), request.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            for n in (t..requests).step_by(concurrency) {
-                let (subject, body) = request(n);
-                let t0 = Instant::now();
-                let reply = client.request(subject.clone(), body.into()).await?;
-                latencies.push(t0.elapsed().as_micros() as u64);
-                if subject.starts_with("disputes.") {
-                    let v: Value = serde_json::from_slice(&reply.payload)?;
-                    anyhow::ensure!(v["ok"] == true, "{subject} refused: {v}");
-                }
-            }
-            anyhow::Ok(latencies)
-        }));
-    }
-    let mut latencies = Vec::new();
-    for task in tasks {
-        latencies.extend(task.await??);
-    }
-    latencies.sort_unstable();
-    Ok((started.elapsed(), latencies))
+    fan_out(client, requests, concurrency, move |client, n| {
+        let (subject, body) = request(n);
+        async move {
+            let check = subject.starts_with("disputes.");
+            Ok(vec![
+                crate::nats::request(&client, subject, body, check).await?.0,
+            ])
+        }
+    })
+    .await
 }
 
 fn free_port() -> anyhow::Result<u16> {
