@@ -6,10 +6,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
 stamp="$tools/.installed-$(sha256sum "$root/tools/requirements.txt" | cut -c1-16)"
 # System tools the tests use (strace for the store's durability check, openssl for TLS certificates,
-# pip for the wheels below), and the toolchain components `./x test` runs: installed when missing.
+# a C compiler for the allocator crate, pip for the wheels below), and the toolchain components `./x test` runs: installed when missing.
 missing=()
 command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v cc >/dev/null 2>&1 || missing+=(gcc) # libmimalloc-sys compiles mimalloc's C sources
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
