@@ -2,6 +2,7 @@
 //! own port and store dir ([`NatsServer`]), and realistic event logs made by the real command
 //! handler ([`workload`]).
 
+pub mod http;
 pub mod nats;
 pub mod reaper;
 pub mod workload;

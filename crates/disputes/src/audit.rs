@@ -270,16 +270,40 @@ pub async fn history(
 /// `export`: the log as NDJSON, one envelope a line, in seq order.
 pub async fn export(source: &Source, from_seq: u64, out: &mut impl Write) -> anyhow::Result<u64> {
     let mut n = 0;
+    let progress = progress("export", None);
     source
         .for_each(None, from_seq, |e| {
             serde_json::to_writer(&mut *out, &e)?;
             out.write_all(b"\n")?;
             n += 1;
+            progress.inc(1);
             Ok(())
         })
         .await?;
+    progress.finish_and_clear();
     out.flush()?;
     Ok(n)
+}
+
+/// A progress line on stderr for a long command, drawn only when stderr is a terminal (so
+/// scripts, pipes and logs never see it): a bar when the total is known, else a count and a rate.
+pub fn progress(what: &'static str, total: Option<u64>) -> indicatif::ProgressBar {
+    let (bar, template) = match total {
+        Some(total) => (
+            indicatif::ProgressBar::new(total),
+            "{prefix}: {wide_bar} {pos}/{len} events ({per_sec}, {eta} left)",
+        ),
+        None => (
+            indicatif::ProgressBar::new_spinner(),
+            "{prefix}: {spinner} {pos} events ({per_sec})",
+        ),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr_with_hz(4));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(template).expect("a valid progress template"),
+    );
+    bar.set_prefix(what);
+    bar
 }
 
 /// `state --at`: the dispute as it stood at `at` (its events with `occurred_at ≤ at`), with the
@@ -478,8 +502,10 @@ fn check_money(d: &mut DisputeAudit, e: &Envelope) -> Result<(), String> {
 pub async fn verify(source: &Source) -> anyhow::Result<Audit> {
     let mut verifier = Some(Verifier::new());
     let mut broken: Option<Audit> = None;
+    let progress = progress("verify", None);
     source
         .for_each_entry(None, 1, |entry| {
+            progress.inc(1);
             let v = verifier.as_mut().expect("verifying until the first break");
             if let Err((seq, reason)) = v.check_entry(&entry) {
                 broken = verifier.take().map(|v| v.fail(seq, reason));
@@ -488,6 +514,7 @@ pub async fn verify(source: &Source) -> anyhow::Result<Audit> {
             Ok(ControlFlow::Continue(()))
         })
         .await?;
+    progress.finish_and_clear();
     Ok(match (broken, verifier) {
         (Some(audit), _) => audit,
         (None, Some(v)) => v.finish(),
@@ -524,24 +551,9 @@ pub fn rebuild(data_dir: &Path, policy: disputes_domain::Policy) -> anyhow::Resu
     }
     let projections = Projections::open(&path, policy)?;
     let head = disputes_store::EventStore::head(&store);
-    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let mut last_shown = 0;
-    let show = |done: u64| {
-        eprint!(
-            "\rrebuild: {done}/{head} events ({}%)",
-            (done * 100).checked_div(head).unwrap_or(100)
-        )
-    };
-    projector::catch_up_blocking(&store, &projections, |done| {
-        if tty && done - last_shown >= 10_000 {
-            show(done);
-            last_shown = done;
-        }
-    })?;
-    if tty {
-        show(projections.checkpoint());
-        eprintln!();
-    }
+    let progress = progress("rebuild", Some(head));
+    projector::catch_up_blocking(&store, &projections, |done| progress.set_position(done))?;
+    progress.finish_and_clear();
     projections.flush()?;
     Ok(projections.checkpoint())
 }

@@ -34,6 +34,9 @@ pub struct NatsConfig {
     pub creds: Option<PathBuf>,
     pub user: Option<String>,
     pub password: Option<String>,
+    /// A file holding the password (its first line), so the password need not live in the
+    /// config: a systemd credential, a mounted secret. Not together with `password`.
+    pub password_file: Option<PathBuf>,
     pub token: Option<String>,
     pub nkey_seed_file: Option<PathBuf>,
     pub tls_ca: Option<PathBuf>,
@@ -52,6 +55,7 @@ impl Default for NatsConfig {
             creds: None,
             user: None,
             password: None,
+            password_file: None,
             token: None,
             nkey_seed_file: None,
             tls_ca: None,
@@ -62,6 +66,27 @@ impl Default for NatsConfig {
 }
 
 impl NatsConfig {
+    /// Moves `password_file`'s first line into `password`.
+    fn read_password_file(&mut self) -> anyhow::Result<()> {
+        let Some(path) = &self.password_file else {
+            return Ok(());
+        };
+        anyhow::ensure!(
+            self.password.is_none(),
+            "[nats] password and password_file (or DISPUTES_NATS_PASSWORD and password_file) are both set: keep one"
+        );
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read [nats] password_file {}", path.display()))?;
+        let password = text.lines().next().unwrap_or_default().to_owned();
+        anyhow::ensure!(
+            !password.is_empty(),
+            "[nats] password_file {} is empty",
+            path.display()
+        );
+        self.password = Some(password);
+        Ok(())
+    }
+
     /// Whether the service answers requests whose reply subject is `reply`.
     pub fn answers_on(&self, reply: &str) -> bool {
         self.reply_prefixes
@@ -359,7 +384,8 @@ impl AuthConfig {
 }
 
 impl Config {
-    /// Reads the file (if given), then applies `DISPUTES_NATS_URL` and `DISPUTES_DATA_DIR`.
+    /// Reads the file (if given), then applies `DISPUTES_NATS_URL`, `DISPUTES_NATS_PASSWORD` and
+    /// `DISPUTES_DATA_DIR`, and reads `[nats] password_file`.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         let mut config = match path {
             Some(path) => {
@@ -375,6 +401,10 @@ impl Config {
         if let Ok(dir) = std::env::var("DISPUTES_DATA_DIR") {
             config.store.path = PathBuf::from(dir);
         }
+        if let Ok(password) = std::env::var("DISPUTES_NATS_PASSWORD") {
+            config.nats.password = Some(password);
+        }
+        config.nats.read_password_file()?;
         config.validate()?;
         Ok(config)
     }

@@ -4,13 +4,26 @@
 //! `disputes-command`, the read models and queries in `disputes-readside`; this crate is the
 //! edges that connect them to NATS, HTTP, the clock and the operator.
 
+/// The commit this binary was built from (`build.rs`), or "unknown".
+pub const COMMIT: &str = env!("DISPUTES_COMMIT");
+/// `disputes --version`: the version and the commit.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("DISPUTES_COMMIT"),
+    ")"
+);
+
 pub mod audit;
 mod clock;
 pub mod config;
+pub mod exit;
 mod http;
 mod lease;
 mod metrics;
 mod nats;
+pub mod nats_context;
+pub mod probe;
 mod publisher;
 mod scheduler;
 pub mod service;

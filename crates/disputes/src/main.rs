@@ -1,57 +1,102 @@
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use disputes::audit::{self, Source};
 use disputes::config::Config;
+use disputes::exit;
+use disputes::nats_context::NatsContext;
 
 /// disputes: the marketplace's buyer/seller dispute process, event-sourced over NATS.
+///
+/// Exit codes: 0 ok, 1 error, 2 usage, 3 the writer lease was taken, 4 the storage failed and
+/// recovered (start again), 5 the history does not verify.
 #[derive(Parser)]
-#[command(name = "disputes", version, about)]
+#[command(name = "disputes", version = disputes::VERSION, about, long_about = None)]
 struct Cli {
+    /// How to log on stderr: `text` (coloured on a terminal only) or `json` (one object a line,
+    /// for journald, Docker and Loki).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DISPUTES_LOG_FORMAT")]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve commands and queries over NATS; publish events; run the scheduler.
     Serve {
-        /// TOML config (every key has a default; DISPUTES_NATS_URL and DISPUTES_DATA_DIR override).
+        /// TOML config (every key has a default; DISPUTES_NATS_URL, DISPUTES_NATS_PASSWORD and
+        /// DISPUTES_DATA_DIR override).
         #[arg(long, env = "DISPUTES_CONFIG")]
         config: Option<PathBuf>,
     },
     /// Read the history as an auditor: from a stopped service's data dir, or from the stream.
     Audit {
-        #[command(flatten)]
-        from: AuditSource,
         #[command(subcommand)]
         command: AuditCmd,
+    },
+    /// Ask a running service's HTTP endpoint whether it is ready (or healthy): exit 0 if so, else
+    /// 1 with the reason. For container health checks, where there is no curl.
+    Probe {
+        /// The service's config, for its `[http] listen` address.
+        #[arg(long, env = "DISPUTES_CONFIG")]
+        config: Option<PathBuf>,
+        /// The address to ask instead (host:port).
+        #[arg(long)]
+        addr: Option<String>,
+        /// Ask `/healthz` (the process works) instead of `/readyz` (it serves).
+        #[arg(long)]
+        health: bool,
     },
     /// Measure throughput and latency against a baseline in the same run (runs the
     /// `disputes-bench` binary installed beside this one; `disputes bench --help` lists its workloads).
     #[command(disable_help_flag = true)]
     Bench {
+        /// The arguments of `disputes-bench`.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<std::ffi::OsString>,
     },
 }
 
+/// Where a data dir is: every audit command takes these.
 #[derive(Args)]
-struct AuditSource {
-    /// The service's config (for its data dir and stream names).
-    #[arg(long, global = true, env = "DISPUTES_CONFIG")]
+struct DirArgs {
+    /// The service's config (for its data dir, stream names and NATS credentials).
+    #[arg(long, env = "DISPUTES_CONFIG")]
     config: Option<PathBuf>,
     /// The service's data dir (overrides the config's [store] path).
-    #[arg(long, global = true)]
+    #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Read the events stream over NATS instead of the data dir (credentials, TLS, prefix and
-    /// stream name come from the config's [nats]).
-    #[arg(long, global = true)]
+}
+
+/// A data dir, or the events stream over NATS.
+#[derive(Args)]
+struct SourceArgs {
+    #[command(flatten)]
+    dir: DirArgs,
+    /// Read the events stream at this NATS server instead of the data dir (also NATS_URL when no
+    /// --data-dir is given). Credentials, TLS, prefix and stream name come from the config's
+    /// [nats] or from --context.
+    #[arg(long)]
     nats_url: Option<String>,
+    /// Read the events stream with a saved NATS context (`nats context save`): its server and
+    /// credentials.
+    #[arg(long, env = "NATS_CONTEXT")]
+    context: Option<String>,
+    /// A NATS `.creds` file for the stream (overrides the config's and the context's).
+    #[arg(long, env = "NATS_CREDS")]
+    creds: Option<PathBuf>,
     /// The pull consumer to read the stream through (the auditor's NATS permissions name it).
-    #[arg(long, global = true, default_value = audit::AUDITOR_CONSUMER)]
+    #[arg(long, default_value = audit::AUDITOR_CONSUMER)]
     consumer: String,
 }
 
@@ -59,28 +104,46 @@ struct AuditSource {
 enum AuditCmd {
     /// One dispute's events, as a table or --json.
     History {
+        /// The dispute.
         dispute_id: String,
+        /// Print the envelopes as a JSON array instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        from: SourceArgs,
     },
     /// The whole log as NDJSON, one envelope a line, in seq order.
     Export {
+        /// The first seq to export.
         #[arg(long, default_value_t = 1)]
         from_seq: u64,
+        #[command(flatten)]
+        from: SourceArgs,
     },
     /// The dispute as it stood at an RFC 3339 time.
     State {
+        /// The dispute.
         dispute_id: String,
+        /// The time, RFC 3339 (`2026-11-27T08:00:00Z`).
         #[arg(long)]
         at: String,
+        #[command(flatten)]
+        from: SourceArgs,
     },
-    /// Recompute the hash chain and check the invariants over the whole history.
+    /// Recompute the hash chain and check the invariants over the whole history (exit code 5
+    /// when it does not verify).
     Verify {
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        from: SourceArgs,
     },
     /// Drop the read models and rebuild them from the log (data dir only, service stopped).
-    Rebuild,
+    Rebuild {
+        #[command(flatten)]
+        dir: DirArgs,
+    },
 }
 
 /// The service allocates per request (JSON bodies, envelopes, read-model records); mimalloc
@@ -92,23 +155,39 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // An auditor's output is the answer; the service's is its log.
     let default_filter = match cli.command {
-        Cmd::Audit { .. } => "warn",
+        Cmd::Audit { .. } | Cmd::Probe { .. } => "warn",
         _ => "info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| default_filter.into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logs(cli.log_format, default_filter);
     match run(cli) {
         Ok(code) => code,
+        // `disputes audit export | head`: the reader has what it wanted.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(exit::ERROR)
         }
     }
+}
+
+fn init_logs(format: LogFormat, default_filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_filter.into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -121,7 +200,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             runtime.block_on(disputes::service::serve(config))?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Audit { from, command } => runtime.block_on(run_audit(from, command)),
+        Cmd::Audit { command } => runtime.block_on(run_audit(command)),
+        Cmd::Probe {
+            config,
+            addr,
+            health,
+        } => probe(config, addr, health),
         Cmd::Bench { args } => bench(&args),
     }
 }
@@ -141,53 +225,111 @@ fn bench(args: &[std::ffi::OsString]) -> anyhow::Result<ExitCode> {
     Err(anyhow::Error::new(error).context(format!("run {}", bench.display())))
 }
 
-async fn run_audit(from: AuditSource, command: AuditCmd) -> anyhow::Result<ExitCode> {
-    let mut config = Config::load(from.config.as_deref())?;
-    if let Some(dir) = from.data_dir {
-        config.store.path = dir;
-    }
-    let source = match from.nats_url {
-        Some(url) => Source::Nats(Box::new(audit::StreamSource {
-            nats: disputes::config::NatsConfig {
-                url,
-                ..config.nats.clone()
-            },
-            consumer: from.consumer,
-        })),
-        None => Source::Store(config.store.path.clone()),
+fn probe(config: Option<PathBuf>, addr: Option<String>, health: bool) -> anyhow::Result<ExitCode> {
+    let addr = match addr {
+        Some(addr) => addr,
+        None => {
+            let config = Config::load(config.as_deref())?;
+            let addr = config
+                .http
+                .addr()?
+                .context("[http] listen is empty: the service serves no HTTP to probe")?;
+            addr.to_string()
+        }
     };
+    let path = if health { "/healthz" } else { "/readyz" };
+    let (status, body) = disputes::probe::get(&addr, path)?;
+    let mut out = std::io::stdout().lock();
+    write!(out, "{body}")?;
+    Ok(match status {
+        200 => ExitCode::SUCCESS,
+        _ => ExitCode::from(exit::ERROR),
+    })
+}
+
+impl DirArgs {
+    fn config(&self) -> anyhow::Result<Config> {
+        let mut config = Config::load(self.config.as_deref())?;
+        if let Some(dir) = &self.data_dir {
+            config.store.path = dir.clone();
+        }
+        Ok(config)
+    }
+}
+
+impl SourceArgs {
+    /// The stream when a NATS server is named (--nats-url, --context, or NATS_URL without
+    /// --data-dir), else the data dir.
+    fn source(self) -> anyhow::Result<(Source, Config)> {
+        let config = self.dir.config()?;
+        let env_url = std::env::var("NATS_URL")
+            .ok()
+            .filter(|url| !url.is_empty() && self.dir.data_dir.is_none());
+        if self.nats_url.is_none() && self.context.is_none() && env_url.is_none() {
+            return Ok((Source::Store(config.store.path.clone()), config));
+        }
+        let mut nats = config.nats.clone();
+        if let Some(name) = &self.context {
+            NatsContext::load(name)?.apply(&mut nats);
+        }
+        if let Some(url) = self.nats_url.or(env_url) {
+            nats.url = url;
+        }
+        if let Some(creds) = self.creds {
+            nats.creds = Some(creds);
+        }
+        let source = Source::Nats(Box::new(audit::StreamSource {
+            nats,
+            consumer: self.consumer,
+        }));
+        Ok((source, config))
+    }
+}
+
+async fn run_audit(command: AuditCmd) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
-        AuditCmd::History { dispute_id, json } => {
+        AuditCmd::History {
+            dispute_id,
+            json,
+            from,
+        } => {
+            let (source, _) = from.source()?;
             audit::history(&source, &dispute_id, json, &mut out).await?
         }
-        AuditCmd::Export { from_seq } => {
+        AuditCmd::Export { from_seq, from } => {
+            let (source, _) = from.source()?;
             audit::export(&source, from_seq, &mut out).await?;
         }
-        AuditCmd::State { dispute_id, at } => {
+        AuditCmd::State {
+            dispute_id,
+            at,
+            from,
+        } => {
+            let (source, _) = from.source()?;
             let at = disputes_domain::time::parse(&at)
                 .with_context(|| format!("--at {at:?} is not RFC 3339"))?;
             let view = audit::state_at(&source, &dispute_id, at).await?;
-            println!("{}", serde_json::to_string_pretty(&view)?);
+            writeln!(out, "{}", serde_json::to_string_pretty(&view)?)?;
         }
-        AuditCmd::Verify { json } => {
+        AuditCmd::Verify { json, from } => {
+            let (source, _) = from.source()?;
             let report = audit::verify(&source).await?;
             if json {
-                println!("{}", audit::audit_json(&report));
+                writeln!(out, "{}", audit::audit_json(&report))?;
             } else {
                 audit::print_audit(&report, &mut out)?;
             }
             if report.first_break.is_some() {
-                return Ok(ExitCode::from(2));
+                return Ok(ExitCode::from(exit::HISTORY_BROKEN));
             }
         }
-        AuditCmd::Rebuild => {
-            let Source::Store(dir) = &source else {
-                anyhow::bail!("rebuild works on a data dir, not the stream")
-            };
-            let applied = audit::rebuild(dir, config.policy.to_policy()?)?;
-            println!("rebuilt the read models from {applied} events");
+        AuditCmd::Rebuild { dir } => {
+            let config = dir.config()?;
+            let applied = audit::rebuild(&config.store.path, config.policy.to_policy()?)?;
+            writeln!(out, "rebuilt the read models from {applied} events")?;
         }
     }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! `disputes serve`: wires the store, the command handler, the read models, the publisher, the
 //! scheduler and the NATS endpoints together, and stops them in order.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -22,7 +22,7 @@ use crate::shutdown::{self, Shutdown};
 use crate::wire::{command_reply_json, refusal_json, reply_code, WireError as _};
 use crate::{http, nats, storage};
 use disputes_command::{CommandHandler, Reply};
-use disputes_domain::ErrorCode;
+use disputes_domain::{ErrorCode, Refusal};
 use disputes_readside::projector::{self, FoldError};
 use disputes_readside::{ProjectionError, Projections, Queries};
 
@@ -63,40 +63,103 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// tasks, serve the endpoints, then stop in order.
 pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
     let local = Local::open(&config)?;
-    let (remote, lease) = Remote::connect(&config).await?;
+    let site = Arc::new(Site::new(&local, &config));
+    // First the HTTP port: from here on a probe hears "starting: …", not a refused connection.
+    let http = start_http(&config, &site, &shutdown).await?;
+    tokio::spawn(watchdog(shutdown.clone()));
+    site.set_phase(Phase::Starting(
+        "connecting to NATS and taking the writer lease",
+    ));
+    // NATS may be unreachable for long: a stop asked for meanwhile is obeyed at once.
+    let (remote, lease) = tokio::select! {
+        connected = Remote::connect(&config) => connected?,
+        _ = shutdown.wait() => {
+            tracing::info!("stopped before start-up finished");
+            return Ok(());
+        }
+    };
+    site.set_phase(Phase::Starting("catching up the read models"));
     projector::catch_up(&local.store, &local.projections).await?;
+    let queries = Arc::new(Queries {
+        store: local.store.clone(),
+        projections: local.projections.clone(),
+        list_limit_max: config.limits.list_limit_max,
+        limits: config.limits.to_limits(),
+        reply_bytes_max: remote.reply_bytes_max,
+    });
+    let _ = site.queries.set(queries.clone());
     let (restart_trigger, restart) = shutdown::channel();
-    let running = start_tasks(&config, &local, &remote, lease, restart_trigger, &shutdown).await?;
+    let running = start_tasks(&config, &local, &remote, lease, restart_trigger, &shutdown)?;
+    let _ = site.remote.set(RemoteHealth {
+        client: remote.client.clone(),
+        published: running.published.clone(),
+        publisher_problem: running.publisher_problem.clone(),
+    });
     let endpoints = Endpoints {
         handler: local.handler.clone(),
-        queries: Arc::new(Queries {
-            store: local.store.clone(),
-            projections: local.projections.clone(),
-            list_limit_max: config.limits.list_limit_max,
-            limits: config.limits.to_limits(),
-            reply_bytes_max: remote.reply_bytes_max,
-        }),
+        queries,
         metrics: local.metrics.clone(),
         prefix: config.nats.subject_prefix.clone(),
         nats: config.nats.clone(),
         inflight: Arc::new(Semaphore::new(config.limits.inflight_max)),
     };
-    tracing::info!(url = %config.nats.url, data = %config.store.path.display(), "disputes serving");
-    endpoints
+    let serving = || {
+        tracing::info!(url = %config.nats.url, data = %config.store.path.display(), "disputes serving");
+        site.set_phase(Phase::Serving);
+    };
+    let served = endpoints
         .serve(
             &remote.client,
             config.limits.inflight_max,
             &shutdown,
             &restart,
+            serving,
         )
-        .await?;
+        .await;
+    site.set_phase(Phase::Stopping);
+    served?;
     if restart.is_set() {
         // sled must not be touched again (dropping it flushes, which waits forever after a failed
         // write): leave at once; everything acknowledged is on disk.
         let _ = tokio::time::timeout(Duration::from_secs(5), remote.client.flush()).await;
         std::process::exit(storage::EXIT_STORAGE_FAILED);
     }
-    stop(local, remote.client, running).await
+    let stopped = stop(local, remote.client, running).await;
+    if let Some(http) = http {
+        let _ = tokio::time::timeout(Duration::from_secs(5), http).await;
+    }
+    stopped
+}
+
+async fn start_http(
+    config: &Config,
+    site: &Arc<Site<SledStore>>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = config.http.addr()? else {
+        return Ok(None);
+    };
+    let listener = http::bind(addr)
+        .await
+        .with_context(|| format!("listen on [http] {addr}"))?;
+    let serving = http::serve(listener, site.clone(), shutdown.clone());
+    Ok(Some(tokio::spawn(serving)))
+}
+
+/// Tells systemd the process is alive, when its unit sets `WatchdogSec=`: from the async runtime,
+/// so a runtime that stopped making progress is restarted.
+async fn watchdog(shutdown: Shutdown) {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) {
+        return;
+    }
+    let every = Duration::from_micros(usec / 2);
+    loop {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        if shutdown.sleep(every).await {
+            return;
+        }
+    }
 }
 
 /// What lives in the data dir, and what works on it in this process.
@@ -171,11 +234,12 @@ struct Running {
     tasks: tokio::task::JoinSet<()>,
     lease: tokio::task::JoinHandle<Option<Lease>>,
     published: watch::Receiver<u64>,
+    publisher_problem: watch::Receiver<Option<String>>,
 }
 
-/// Starts the projector, the storage watch, the publisher, the scheduler, the expiry consumer,
-/// the lease keeper and the HTTP endpoint.
-async fn start_tasks(
+/// Starts the projector, the storage watch, the publisher, the scheduler, the expiry consumer
+/// and the lease keeper.
+fn start_tasks(
     config: &Config,
     local: &Local,
     remote: &Remote,
@@ -229,26 +293,12 @@ async fn start_tasks(
         local.metrics.clone(),
         shutdown.clone(),
     ));
-    if let Some(addr) = config.http.addr()? {
-        let listener = http::bind(addr)
-            .await
-            .with_context(|| format!("listen on [http] {addr}"))?;
-        let routes = Arc::new(Routes {
-            metrics: local.metrics.clone(),
-            store: local.store.clone(),
-            projections: local.projections.clone(),
-            published: published.clone(),
-            publisher_problem,
-            fault: local.fault.clone(),
-            client: remote.client.clone(),
-        });
-        tasks.spawn(http::serve(listener, routes, shutdown.clone()));
-    }
     let lease = tokio::spawn(keep_lease(lease, shutdown.clone()));
     Ok(Running {
         tasks,
         lease,
         published,
+        publisher_problem,
     })
 }
 
@@ -303,6 +353,7 @@ impl<S: EventStore + 'static> Endpoints<S> {
         inflight_max: usize,
         shutdown: &Shutdown,
         restart: &Shutdown,
+        on_serving: impl FnOnce(),
     ) -> anyhow::Result<()> {
         let service = client
             .service_builder()
@@ -323,6 +374,7 @@ impl<S: EventStore + 'static> Endpoints<S> {
             .add(format!("{}.query.*", self.prefix))
             .await
             .map_err(|e| anyhow::anyhow!("add the queries endpoint: {e}"))?;
+        on_serving();
         loop {
             tokio::select! {
                 Some(request) = commands.next() => self.spawn_command(request).await,
@@ -426,16 +478,11 @@ impl<S: EventStore + 'static> Endpoints<S> {
             .acquire_owned()
             .await
             .expect("semaphore open");
-        let queries = self.queries.clone();
+        let (queries, metrics) = (self.queries.clone(), self.metrics.clone());
         let name = token_after(&request.message.subject, &self.prefix, "query");
         tokio::spawn(async move {
-            let answer = queries.answer(&name, &request.message.payload, now()).await;
-            let answer = answer.unwrap_or_else(|error| {
-                if error.code() == ErrorCode::Unavailable {
-                    tracing::error!(%error, "a query could not be answered");
-                }
-                serde_json::to_vec(&refusal_json(&error)).expect("refusals serialize")
-            });
+            let body = &request.message.payload;
+            let (answer, _code) = answer_query(&queries, &metrics, &name, body).await;
             respond(&request, answer).await;
             drop(permit);
         });
@@ -484,7 +531,7 @@ async fn keep_lease(mut lease: Lease, shutdown: Shutdown) -> Option<Lease> {
             }
             Err(LeaseLost::TakenBy(holder)) => {
                 tracing::error!(%holder, "another instance took the writer lease: exiting to avoid two writers");
-                std::process::exit(3);
+                std::process::exit(crate::exit::LEASE_TAKEN.into());
             }
         }
     }
@@ -510,32 +557,95 @@ async fn shutdown_tasks(mut tasks: tokio::task::JoinSet<()>) {
     }
 }
 
-struct Routes<S> {
+/// Where start-up stands: `/readyz`, `disputes_ready`, and systemd's `STATUS=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Starting(&'static str),
+    Serving,
+    Stopping,
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Phase::Starting(step) => write!(f, "starting: {step}"),
+            Phase::Serving => f.write_str("serving"),
+            Phase::Stopping => f.write_str("stopping"),
+        }
+    }
+}
+
+/// The NATS side's health, once connected and the publisher runs.
+struct RemoteHealth {
+    client: async_nats::Client,
+    published: watch::Receiver<u64>,
+    publisher_problem: watch::Receiver<Option<String>>,
+}
+
+/// What the HTTP side reads ([`http::Site`]), filled in as start-up proceeds.
+struct Site<S> {
     metrics: Arc<Metrics>,
     store: Arc<S>,
     projections: Arc<Projections>,
-    published: watch::Receiver<u64>,
-    publisher_problem: watch::Receiver<Option<String>>,
     fault: Arc<storage::Fault>,
-    client: async_nats::Client,
+    prefix: String,
+    phase: watch::Sender<Phase>,
+    remote: OnceLock<RemoteHealth>,
+    queries: OnceLock<Arc<Queries<S>>>,
 }
 
-impl<S: EventStore + 'static> http::Routes for Routes<S> {
+impl Site<SledStore> {
+    fn new(local: &Local, config: &Config) -> Site<SledStore> {
+        Site {
+            metrics: local.metrics.clone(),
+            store: local.store.clone(),
+            projections: local.projections.clone(),
+            fault: local.fault.clone(),
+            prefix: config.nats.subject_prefix.clone(),
+            phase: watch::Sender::new(Phase::Starting("opening the data dir")),
+            remote: OnceLock::new(),
+            queries: OnceLock::new(),
+        }
+    }
+}
+
+impl<S> Site<S> {
+    /// Moves start-up on, and tells systemd (when it runs the service with `Type=notify`).
+    fn set_phase(&self, phase: Phase) {
+        self.phase.send_replace(phase);
+        let status = phase.to_string();
+        let mut states = vec![sd_notify::NotifyState::Status(&status)];
+        match phase {
+            Phase::Serving => states.push(sd_notify::NotifyState::Ready),
+            Phase::Stopping => states.push(sd_notify::NotifyState::Stopping),
+            Phase::Starting(step) => tracing::info!("starting: {step}"),
+        }
+        // Without NOTIFY_SOCKET (not under systemd) this does nothing.
+        let _ = sd_notify::notify(false, &states);
+    }
+}
+
+impl<S: EventStore + 'static> http::Site for Site<S> {
     fn metrics(&self) -> String {
-        self.metrics.store_seq.set(self.store.head() as i64);
-        self.metrics
-            .published_seq
-            .set(*self.published.borrow() as i64);
-        self.metrics
-            .projected_seq
-            .set(self.projections.checkpoint() as i64);
-        self.metrics
-            .pending_deadlines
+        let m = &self.metrics;
+        m.store_seq.set(self.store.head() as i64);
+        m.projected_seq.set(self.projections.checkpoint() as i64);
+        m.pending_deadlines
             .set(self.projections.deadlines_count() as i64);
         if let Ok(stats) = self.projections.stats(None) {
-            self.metrics.set_disputes_by_status(&stats.by_status);
+            m.set_disputes_by_status(&stats.by_status);
         }
-        self.metrics.render()
+        if let Some(remote) = self.remote.get() {
+            m.published_seq.set(*remote.published.borrow() as i64);
+            m.publisher_stopped
+                .set(remote.publisher_problem.borrow().is_some() as i64);
+        }
+        let connected = self.remote.get().is_some_and(|r| {
+            r.client.connection_state() == async_nats::connection::State::Connected
+        });
+        m.nats_connected.set(connected as i64);
+        m.ready.set(http::Site::ready(self).is_ok() as i64);
+        m.render()
     }
 
     fn healthy(&self) -> Result<(), String> {
@@ -545,12 +655,73 @@ impl<S: EventStore + 'static> http::Routes for Routes<S> {
         if let Some(failure) = self.fault.failure() {
             return Err(format!("storage: {failure}"));
         }
-        if let Some(problem) = self.publisher_problem.borrow().as_ref() {
+        let Some(remote) = self.remote.get() else {
+            return Err(self.phase.borrow().to_string());
+        };
+        if let Some(problem) = remote.publisher_problem.borrow().as_ref() {
             return Err(format!("publisher stopped: {problem}"));
         }
-        match self.client.connection_state() {
+        match remote.client.connection_state() {
             async_nats::connection::State::Connected => Ok(()),
             state => Err(format!("nats {state:?}")),
         }
     }
+
+    fn ready(&self) -> Result<(), String> {
+        let phase = *self.phase.borrow();
+        if phase != Phase::Serving {
+            return Err(phase.to_string());
+        }
+        self.healthy()
+    }
+
+    async fn query(&self, name: String, body: Vec<u8>) -> (Vec<u8>, String) {
+        let phase = *self.phase.borrow();
+        let Some(queries) = self.queries.get().filter(|_| phase == Phase::Serving) else {
+            let refusal = Refusal::new(ErrorCode::Unavailable, format!("not ready ({phase})"));
+            let body = serde_json::to_vec(&refusal_json(&refusal)).expect("refusals serialize");
+            return (body, ErrorCode::Unavailable.as_str().to_owned());
+        };
+        let (bytes, code) = answer_query(queries, &self.metrics, &name, &body).await;
+        (bytes, code.to_owned())
+    }
+
+    fn projected(&self) -> watch::Receiver<u64> {
+        self.projections.subscribe()
+    }
+
+    fn info(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "commit": crate::COMMIT,
+            "ready": http::Site::ready(self).is_ok(),
+            "subject_prefix": self.prefix,
+        })
+    }
+
+    fn count_request(&self, route: &'static str, status: u16) {
+        self.metrics.http_request(route, status);
+    }
+}
+
+/// Answers one query (over NATS or HTTP): the reply's bytes and its code, counted and timed.
+async fn answer_query<S: EventStore + 'static>(
+    queries: &Queries<S>,
+    metrics: &Metrics,
+    name: &str,
+    body: &[u8],
+) -> (Vec<u8>, &'static str) {
+    let started = Instant::now();
+    let (bytes, code) = match queries.answer(name, body, now()).await {
+        Ok(bytes) => (bytes, "ok"),
+        Err(error) => {
+            if error.code() == ErrorCode::Unavailable {
+                tracing::error!(%error, "a query could not be answered");
+            }
+            let bytes = serde_json::to_vec(&refusal_json(&error)).expect("refusals serialize");
+            (bytes, error.code().as_str())
+        }
+    };
+    metrics.query(name, code, started.elapsed().as_secs_f64());
+    (bytes, code)
 }

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use crate::shutdown::{Shutdown, Trigger};
 
 /// The exit code of a service that stopped after a storage failure (docs/operations.md).
-pub(crate) const EXIT_STORAGE_FAILED: i32 = 4;
+pub(crate) const EXIT_STORAGE_FAILED: i32 = crate::exit::STORAGE_FAILED as i32;
 /// How often the store is asked whether it failed.
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often a failed data dir is probed for room.

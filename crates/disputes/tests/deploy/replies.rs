@@ -30,17 +30,11 @@ fn start_service(url: &str, http_port: u16, extra: &str) -> Service {
 }
 
 async fn metrics(port: u16) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    tokio::task::spawn_blocking(move || disputes_testkit::http::get(port, "/metrics"))
         .await
-        .expect("metrics port");
-    socket
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    socket.read_to_string(&mut text).await.unwrap();
-    text
+        .unwrap()
+        .expect("metrics port")
+        .body
 }
 
 /// Messages on the events stream, as the auditor sees them.

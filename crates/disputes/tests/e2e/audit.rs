@@ -45,6 +45,9 @@ fn audit(args: &[&str]) -> Run {
         .env_remove("DISPUTES_CONFIG")
         .env_remove("DISPUTES_NATS_URL")
         .env_remove("DISPUTES_DATA_DIR")
+        .env_remove("NATS_URL")
+        .env_remove("NATS_CONTEXT")
+        .env_remove("NATS_CREDS")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .output()
@@ -713,7 +716,7 @@ fn assert_broken(tampered: Tampered, seq: u64, verified: u64, why: &str) -> Clos
     };
     let (run, report, closed) = tampered.verify();
     assert_eq!(
-        run.code, 2,
+        run.code, 5,
         "verify must fail:\n{}{}",
         run.stdout, run.stderr
     );
@@ -1236,7 +1239,7 @@ async fn an_event_repeated_on_the_stream_is_a_finding_and_publishing_goes_on_pas
 
     // The auditor reports the repeat instead of hiding it.
     let run = on_stream(&nats.url(), &["verify"]);
-    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert_eq!(run.code, 5, "{}{}", run.stdout, run.stderr);
     assert!(
         run.stdout
             .starts_with("BROKEN at seq 1: seq 1 appears again after seq 2"),
@@ -1264,7 +1267,7 @@ fn verify_reports_a_log_sled_cannot_read_as_broken_history() {
     std::fs::write(&db_file, bytes).unwrap();
     let run = on_dir(&data, &["verify"]);
     assert_eq!(
-        run.code, 2,
+        run.code, 5,
         "a broken history, not a failed run:\n{}{}",
         run.stdout, run.stderr
     );

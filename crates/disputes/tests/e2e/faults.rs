@@ -351,23 +351,10 @@ impl Drop for Tmpfs {
 }
 
 async fn healthz(port: u16) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut socket) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return (0, String::new());
-    };
-    socket
-        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+    tokio::task::spawn_blocking(move || disputes_testkit::http::get(port, "/healthz"))
         .await
-        .unwrap();
-    let mut text = String::new();
-    socket.read_to_string(&mut text).await.unwrap();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("0")
-        .parse()
-        .unwrap();
-    (status, text)
+        .unwrap()
+        .map_or((0, String::new()), |r| (r.status, r.body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

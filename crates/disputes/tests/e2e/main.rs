@@ -12,5 +12,6 @@ mod deadlines;
 mod faults;
 mod lifecycle;
 mod metrics;
+mod operators;
 mod queries;
 mod support;

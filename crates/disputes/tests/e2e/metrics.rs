@@ -1,8 +1,6 @@
 //! `/metrics` and `/healthz` over plain TCP, after a scenario whose every count is known.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::kit::nats::free_port;
@@ -11,25 +9,20 @@ use serde_json::{json, Value};
 
 use crate::support::Dispute;
 
-/// One request, `connection: close`: the status line and the body.
+/// `METHOD path` (the request line's first two words): the status line and the body, whose
+/// length is the one the head announced.
 fn http(port: u16, request_line: &str) -> (String, String) {
-    let mut socket = TcpStream::connect(("127.0.0.1", port)).expect("connect to [http] listen");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(socket, "{request_line}\r\nhost: localhost\r\n\r\n").unwrap();
-    let mut response = String::new();
-    socket.read_to_string(&mut response).expect("a response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
-    let status = head.lines().next().unwrap().to_owned();
-    let length: usize = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length: "))
+    let mut words = request_line.split_whitespace();
+    let (method, path) = (words.next().unwrap(), words.next().unwrap());
+    let response = disputes_testkit::http::request(port, method, path, "").expect("a response");
+    let length: usize = response
+        .header("content-length")
         .expect("content-length")
         .parse()
         .unwrap();
-    assert_eq!(length, body.len(), "content-length is the body's");
-    (status, body.to_owned())
+    assert_eq!(length, response.body.len(), "content-length is the body's");
+    let status = response.head.lines().next().unwrap().to_owned();
+    (status, response.body)
 }
 
 /// Every sample of a Prometheus text exposition: `name{labels}` → value.

@@ -1,7 +1,8 @@
 //! Walks one dispute through a few commands against a running `disputes serve`
 //! (`./x serve` in another terminal), printing each reply.
 //!
-//! `cargo run -p disputes --example demo [-- nats://127.0.0.1:4333]`
+//! `./x demo`, or `disputes-demo [nats://127.0.0.1:4333]` (a binary of the `disputes` package, so
+//! the release build `./x serve` made already has it).
 
 use serde_json::{json, Value};
 
