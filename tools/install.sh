@@ -6,15 +6,27 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 tools="$root/.tools"
 stamp="$tools/.installed-$(sha256sum "$root/tools/requirements.txt" | cut -c1-16)"
 # System tools the tests use (strace for the store's durability check, openssl for TLS certificates,
-# a C compiler for the allocator crate, pip for the wheels below), and the toolchain components `./x test` runs: installed when missing.
+# a C compiler for the allocator crate, pip for the wheels below, promtool for tools/check-observability.sh,
+# node for the console's tests),
+# and the toolchain components `./x test` runs: installed when missing.
 missing=()
 command -v strace >/dev/null 2>&1 || missing+=(strace)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v cc >/dev/null 2>&1 || missing+=(gcc) # libmimalloc-sys compiles mimalloc's C sources
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus) # Debian ships promtool in the server's package
+command -v node >/dev/null 2>&1 || missing+=(nodejs) # the console's script tests (node --test)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    if [[ " ${missing[*]} " == *" prometheus "* ]]; then
+      # Only promtool is wanted: stop and disable the servers the package (and its recommended node
+      # exporter) may have started, best effort.
+      for unit in prometheus prometheus-node-exporter; do
+        systemctl disable --now "$unit" >/dev/null 2>&1 || service "$unit" stop >/dev/null 2>&1 || true
+      done
+      pkill -x prometheus || true
+    fi
   else
     echo "tools/install.sh: please install: ${missing[*]}" >&2
     exit 1
