@@ -7,7 +7,7 @@ tools="$root/.tools"
 stamp="$tools/.installed-$(sha256sum "$root/tools/requirements.txt" | cut -c1-16)"
 # System tools the tests use (strace for the store's durability check, openssl for TLS certificates,
 # a C compiler for the allocator crate, pip for the wheels below, promtool for tools/check-observability.sh,
-# node for the console's tests),
+# node, npm and chromium for the console's tests),
 # and the toolchain components `./x test` runs: installed when missing.
 missing=()
 command -v strace >/dev/null 2>&1 || missing+=(strace)
@@ -16,6 +16,8 @@ command -v cc >/dev/null 2>&1 || missing+=(gcc) # libmimalloc-sys compiles mimal
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus) # Debian ships promtool in the server's package
 command -v node >/dev/null 2>&1 || missing+=(nodejs) # the console's script tests (node --test)
+command -v npm >/dev/null 2>&1 || missing+=(npm) # playwright-core, for the console's browser test
+command -v chromium >/dev/null 2>&1 || missing+=(chromium) # the console's browser test (headless)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
@@ -36,6 +38,15 @@ if command -v rustup >/dev/null 2>&1; then
   for component in rustfmt clippy; do
     rustup component list --installed 2>/dev/null | grep -q "^$component" || rustup component add "$component"
   done
+fi
+# playwright-core drives Debian's chromium in the console's browser test (pinned by tests/browser's
+# package-lock.json; it downloads no browser).
+browser="$root/tests/browser"
+if [ -f "$browser/package-lock.json" ]; then
+  browser_stamp="$browser/node_modules/.installed-$(sha256sum "$browser/package-lock.json" | cut -c1-16)"
+  if [ ! -f "$browser_stamp" ]; then
+    (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error) && touch "$browser_stamp"
+  fi
 fi
 if [ -x "$tools/bin/nats-server" ] && [ -x "$tools/bin/just" ] && [ -f "$stamp" ]; then
   exit 0

@@ -204,7 +204,8 @@ async function loadList() {
 }
 
 function renderList() {
-  fill($('disputes').tBodies[0], list.disputes.map((d) => h('tr', { onclick: () => openDispute(d.dispute_id) },
+  const row = (d, ...cells) => h('tr', { 'data-dispute': d.dispute_id, onclick: () => openDispute(d.dispute_id) }, ...cells);
+  fill($('disputes').tBodies[0], list.disputes.map((d) => row(d,
     h('th', { scope: 'row' }, disputeLink(d.dispute_id)), h('td', {}, d.order_id), h('td', {}, d.buyer_id),
     h('td', {}, d.seller_id), h('td', {}, d.reason), h('td', {}, d.stage),
     h('td', {}, h('span', { class: `status ${d.status}` }, d.status)),
@@ -277,7 +278,7 @@ function renderDetail() {
       ? h('span', { class: 'good', title: `hash ${e.hash}${r.link ? `; prev_hash is the hash of seq ${e.seq - 1}` : ''}` },
         '✓ ', h('span', { class: 'sr' }, 'verified '), h('code', {}, String(e.hash).slice(0, 8)))
       : h('span', { class: 'bad', title: `stored ${e.hash}, recomputed ${r.computed}` }, `✗ ${r.problems.join('; ')}`);
-    return h('tr', { class: r && !r.ok ? 'broken' : null },
+    return h('tr', { 'data-seq': e.seq, class: r && !r.ok ? 'broken' : null },
       h('td', { class: 'num' }, e.version), h('td', { class: 'num' }, e.seq), h('th', { scope: 'row' }, e.type),
       h('td', {}, `${e.actor?.role}/${e.actor?.id}`), h('td', {}, time(e.occurred_at)),
       h('td', {}, eventMoney(e.data, currency)), h('td', { class: 'data' }, eventDetails(e.data)), h('td', {}, mark));
