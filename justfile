@@ -19,13 +19,12 @@ test:
     tools/check-observability.sh
 
 # Run the service on the dev config (data in .data/), starting the pinned nats-server on 127.0.0.1:4333
-# if nothing listens there. The console is at http://127.0.0.1:9464/console/.
+# if nothing listens there, and stopping it again on Ctrl-C. The console is at http://127.0.0.1:9464/console/.
 serve:
     cargo build --release -p disputes
-    tools/dev-nats.sh start
-    {{target}}/release/disputes serve --config config/dev.toml
+    tools/dev-serve.sh {{target}}/release/disputes
 
-# Stop the dev nats-server that `./x serve` started (the service itself stops with Ctrl-C).
+# Stop a dev nats-server left running (by `tools/dev-nats.sh start`, or a `./x serve` that was killed).
 stop:
     tools/dev-nats.sh stop
 

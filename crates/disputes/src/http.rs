@@ -99,6 +99,8 @@ fn router<T: Site>(shared: Arc<Shared<T>>) -> Router {
         .route("/readyz", get(readyz::<T>))
         .route("/", get(|| async { Redirect::to("/console/") }))
         .route("/console", get(|| async { Redirect::to("/console/") }))
+        // Browsers ask for it on every page; the console has none.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route(
             "/console/",
             get(|| async { asset("text/html; charset=utf-8", CONSOLE_HTML) }),

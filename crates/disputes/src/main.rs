@@ -46,7 +46,7 @@ enum Cmd {
     },
     /// Ask a running service's HTTP endpoint whether it is ready (or healthy): exit 0 if so, else
     /// 1 with the reason. For container health checks, where there is no curl.
-    Probe {
+    Healthcheck {
         /// The service's config, for its `[http] listen` address.
         #[arg(long, env = "DISPUTES_CONFIG")]
         config: Option<PathBuf>,
@@ -155,7 +155,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // An auditor's output is the answer; the service's is its log.
     let default_filter = match cli.command {
-        Cmd::Audit { .. } | Cmd::Probe { .. } => "warn",
+        Cmd::Audit { .. } | Cmd::Healthcheck { .. } => "warn",
         _ => "info",
     };
     init_logs(cli.log_format, default_filter);
@@ -171,8 +171,13 @@ fn main() -> ExitCode {
 }
 
 fn init_logs(format: LogFormat, default_filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_filter.into());
+    // The NATS client logs each of its events at INFO, which `nats.rs` already logs once, naming
+    // the server: keep only its warnings, unless RUST_LOG asks for it by name.
+    if !std::env::var("RUST_LOG").is_ok_and(|f| f.contains("async_nats")) {
+        filter = filter.add_directive("async_nats=warn".parse().expect("a valid directive"));
+    }
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -201,11 +206,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Audit { command } => runtime.block_on(run_audit(command)),
-        Cmd::Probe {
+        Cmd::Healthcheck {
             config,
             addr,
             health,
-        } => probe(config, addr, health),
+        } => healthcheck(config, addr, health),
         Cmd::Bench { args } => bench(&args),
     }
 }
@@ -225,7 +230,11 @@ fn bench(args: &[std::ffi::OsString]) -> anyhow::Result<ExitCode> {
     Err(anyhow::Error::new(error).context(format!("run {}", bench.display())))
 }
 
-fn probe(config: Option<PathBuf>, addr: Option<String>, health: bool) -> anyhow::Result<ExitCode> {
+fn healthcheck(
+    config: Option<PathBuf>,
+    addr: Option<String>,
+    health: bool,
+) -> anyhow::Result<ExitCode> {
     let addr = match addr {
         Some(addr) => addr,
         None => {
@@ -238,7 +247,7 @@ fn probe(config: Option<PathBuf>, addr: Option<String>, health: bool) -> anyhow:
         }
     };
     let path = if health { "/healthz" } else { "/readyz" };
-    let (status, body) = disputes::probe::get(&addr, path)?;
+    let (status, body) = disputes::healthcheck::get(&addr, path)?;
     let mut out = std::io::stdout().lock();
     write!(out, "{body}")?;
     Ok(match status {
@@ -332,4 +341,33 @@ async fn run_audit(command: AuditCmd) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_option_and_argument_of_every_command_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "disputes", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:?}");
+    }
 }

@@ -62,10 +62,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// connect to NATS and take the writer lease, catch the read models up, start the background
 /// tasks, serve the endpoints, then stop in order.
 pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<()> {
+    // First the HTTP port: from here on a probe is not refused. Its connections wait in the backlog
+    // while the data dir opens, then hear "starting: …" until the service serves.
+    let listener = bind_http(&config).await?;
     let local = Local::open(&config)?;
     let site = Arc::new(Site::new(&local, &config));
-    // First the HTTP port: from here on a probe hears "starting: …", not a refused connection.
-    let http = start_http(&config, &site, &shutdown).await?;
+    let http = listener
+        .map(|listener| tokio::spawn(http::serve(listener, site.clone(), shutdown.clone())));
     tokio::spawn(watchdog(shutdown.clone()));
     site.set_phase(Phase::Starting(
         "connecting to NATS and taking the writer lease",
@@ -131,19 +134,14 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
     stopped
 }
 
-async fn start_http(
-    config: &Config,
-    site: &Arc<Site<SledStore>>,
-    shutdown: &Shutdown,
-) -> anyhow::Result<Option<tokio::task::JoinHandle<()>>> {
+async fn bind_http(config: &Config) -> anyhow::Result<Option<tokio::net::TcpListener>> {
     let Some(addr) = config.http.addr()? else {
         return Ok(None);
     };
     let listener = http::bind(addr)
         .await
         .with_context(|| format!("listen on [http] {addr}"))?;
-    let serving = http::serve(listener, site.clone(), shutdown.clone());
-    Ok(Some(tokio::spawn(serving)))
+    Ok(Some(listener))
 }
 
 /// Tells systemd the process is alive, when its unit sets `WatchdogSec=`: from the async runtime,

@@ -28,9 +28,9 @@ fn wait_status(port: u16, path: &str, want: u16, within: Duration) -> http::Resp
     }
 }
 
-fn probe(port: u16) -> (i32, String) {
+fn healthcheck(port: u16) -> (i32, String) {
     let out = Command::new(disputes_bin())
-        .args(["probe", "--addr", &format!("127.0.0.1:{port}")])
+        .args(["healthcheck", "--addr", &format!("127.0.0.1:{port}")])
         .output()
         .unwrap();
     (
@@ -81,14 +81,14 @@ async fn the_http_port_says_starting_until_nats_is_back_and_ready_once_serving()
     assert_eq!((head.status, head.body.as_str()), (200, ""));
     let query = http::get(port, "/api/v1/query/stats").unwrap();
     assert_eq!(query.status, 503, "{query:?}");
-    let (code, said) = probe(port);
+    let (code, said) = healthcheck(port);
     assert_eq!(code, 1, "{said}");
 
     // NATS back: the service finishes starting by itself.
     std::thread::sleep(Duration::from_secs(1));
     nats.restart();
     wait_status(port, "/readyz", 200, Duration::from_secs(30));
-    assert_eq!(probe(port).0, 0);
+    assert_eq!(healthcheck(port).0, 0);
     let info: Value = serde_json::from_str(&http::get(port, "/api/v1/info").unwrap().body).unwrap();
     assert_eq!(info["ready"], true, "{info}");
     assert_eq!(
@@ -137,6 +137,11 @@ fn every_line_is_json_and_each_nats_problem_names_the_server(
         .iter()
         .filter(|l| l["message"] == "nats connection problem")
         .collect();
+    // The client's own copy of each event is not logged beside ours.
+    assert!(
+        !log.contains("client error"),
+        "each problem is logged once: {log}"
+    );
     assert!(!problems.is_empty(), "{log}");
     for problem in problems {
         assert_eq!(problem["server"], url, "{problem}");
@@ -165,7 +170,7 @@ async fn a_stop_while_nats_is_unreachable_is_obeyed_at_once() {
 }
 
 /// The service with an `[http]` port, ready, and a client on its NATS.
-async fn serving() -> (NatsServer, Service, Client, u16) {
+pub(crate) async fn serving() -> (NatsServer, Service, Client, u16) {
     let nats = NatsServer::start();
     let port = free_port();
     let mut service = Service::start(
@@ -477,4 +482,55 @@ fn exit_codes_tell_a_typo_from_a_broken_history_and_a_closed_pipe_is_quiet() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
+
+#[tokio::test]
+async fn readiness_is_503_while_the_read_models_catch_up_then_200() {
+    let nats = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    // A log of some 90,000 events and no read models: the start catches them up from the log.
+    drop(disputes_testkit::workload::fill(
+        &dir.path().join("data/events"),
+        10_000,
+        2,
+    ));
+    let port = free_port();
+    let listen = format!("[http]\nlisten = \"127.0.0.1:{port}\"\n");
+    let service = Service::start_on(dir.path(), &nats.url(), &listen);
+    let started = Instant::now();
+    let mut steps = Vec::new();
+    // Until the process has bound its port, nothing listens; from then on every probe is answered.
+    let mut bound = false;
+    loop {
+        let response = match http::get(port, "/readyz") {
+            Ok(response) => response,
+            Err(e) if !bound => {
+                assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            }
+            Err(e) => panic!("refused after answering once: {e}"),
+        };
+        bound = true;
+        if response.status == 200 {
+            break;
+        }
+        assert_eq!(response.status, 503, "{response:?}");
+        if steps.last() != Some(&response.body) {
+            steps.push(response.body);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "not ready: {steps:?}\n{}",
+            service.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        steps.contains(&"starting: catching up the read models\n".to_owned()),
+        "{steps:?}"
+    );
+    let client = Client::connect(&nats.url()).await;
+    let stats = client.query("stats", json!({})).await;
+    assert_eq!(stats["stats"]["total"], 10_000, "{stats}");
 }

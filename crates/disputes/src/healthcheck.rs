@@ -1,4 +1,4 @@
-//! `disputes probe`: one `GET` to the service's own HTTP endpoint, for health checks in images
+//! `disputes healthcheck`: one `GET` to the service's own HTTP endpoint, for health checks in images
 //! that have no HTTP client.
 
 use std::io::{Read as _, Write as _};
