@@ -177,6 +177,14 @@ impl SledStore {
         }
     }
 
+    /// A read's result; a storage failure under it is the store's failure too (`failure()`).
+    fn read<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(error @ StoreError::Unavailable(_)) = &result {
+            self.inner.durable.record_failure(error);
+        }
+        result
+    }
+
     fn trees(&self) -> &Trees {
         &self.inner.trees
     }
@@ -259,11 +267,11 @@ impl EventStore for SledStore {
     }
 
     fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError> {
-        reads::read_stream(self.trees(), dispute_id, self.head())
+        self.read(reads::read_stream(self.trees(), dispute_id, self.head()))
     }
 
     fn read_from(&self, from_seq: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        reads::read_from(self.trees(), from_seq, limit, self.head())
+        self.read(reads::read_from(self.trees(), from_seq, limit, self.head()))
     }
 
     fn head(&self) -> u64 {
@@ -275,15 +283,15 @@ impl EventStore for SledStore {
     }
 
     fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError> {
-        reads::command(self.trees(), command_id, self.head())
+        self.read(reads::command(self.trees(), command_id, self.head()))
     }
 
     fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError> {
-        reads::order_holder(self.trees(), order_id, self.head())
+        self.read(reads::order_holder(self.trees(), order_id, self.head()))
     }
 
     fn stream_version(&self, dispute_id: &str) -> Result<u64, StoreError> {
-        reads::stream_version(self.trees(), dispute_id, self.head())
+        self.read(reads::stream_version(self.trees(), dispute_id, self.head()))
     }
 
     fn failure(&self) -> Option<StoreError> {
@@ -292,5 +300,47 @@ impl EventStore for SledStore {
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {
         verify::verify(self.trees(), self.head())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ActorRef, NewEvent};
+
+    fn one_event(dispute_id: &str) -> AppendRequest {
+        AppendRequest {
+            dispute_id: dispute_id.into(),
+            expected_version: 0,
+            command: None,
+            reserve_order: None,
+            events: vec![NewEvent {
+                event_type: "Thing".into(),
+                data: serde_json::json!({"i": 1}),
+                occurred_at: "2026-11-27T08:00:00Z".parse().unwrap(),
+                actor: ActorRef {
+                    role: "buyer".into(),
+                    id: "b-1".into(),
+                },
+                command_id: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_storage_failure_met_by_a_read_is_the_stores_failure_and_refuses_appends() {
+        let store = SledStore::open_temporary().unwrap();
+        assert!(store.append(one_event("d-1")).is_ok());
+        // sled writes while it reads (page consolidation) and fails every operation after a failed
+        // background flush: such an error on a read stops the store as one on an append does.
+        let disk_full = StoreError::Unavailable("sled: io error: No space left on device".into());
+        let read: Result<(), _> = store.read(Err(disk_full));
+        assert!(read.is_err());
+        assert!(store.failure().is_some(), "the failure is reported");
+        assert!(
+            matches!(store.append(one_event("d-2")), Err(StoreError::Unavailable(_))),
+            "appends are refused after it"
+        );
+        assert_eq!(store.head(), 1);
     }
 }

@@ -87,6 +87,17 @@ impl Durable {
         self.failure.lock().expect("failure lock").clone()
     }
 
+    /// Records a storage failure met outside the writer (a read: sled also writes while reading,
+    /// when it consolidates a page, and fails every operation after a failed background flush).
+    /// The first failure stays; the writer refuses every append from its next batch on.
+    pub(crate) fn record_failure(&self, error: &StoreError) {
+        let mut failure = self.failure.lock().expect("failure lock");
+        if failure.is_none() {
+            tracing::error!(%error, "event store failed on a read: refusing appends until it is opened again");
+            *failure = Some(error.clone());
+        }
+    }
+
     fn advance(&self, head: u64) {
         assert!(head >= self.head(), "the durable head never moves back");
         self.head.store(head, Ordering::Release);
@@ -174,6 +185,9 @@ impl Writer {
 
     /// One reply per job, in order.
     fn apply(&mut self, jobs: &[Job]) -> Vec<Reply> {
+        if self.failure.is_none() {
+            self.failure = self.durable.failure();
+        }
         if let Some(error) = &self.failure {
             let refusal = StoreError::Unavailable(format!(
                 "the store failed earlier ({error}); it takes no writes until it is opened again"

@@ -390,7 +390,12 @@ async fn a_full_disk_refuses_commands_loses_nothing_and_the_service_starts_afres
     };
     assert_eq!(refusal["error"]["code"], "unavailable", "{refusal}");
     let (status, text) = healthz(port).await;
-    assert_eq!(status, 503, "health reports the failed store: {text}");
+    assert_eq!(
+        status,
+        503,
+        "health reports the failed store: {text}; the refusal: {refusal}; the log:\n{}",
+        service.log()
+    );
     let d = Dispute::new(&client);
     d.refused(
         "open",
