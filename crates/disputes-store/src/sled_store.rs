@@ -338,7 +338,10 @@ mod tests {
         assert!(read.is_err());
         assert!(store.failure().is_some(), "the failure is reported");
         assert!(
-            matches!(store.append(one_event("d-2")), Err(StoreError::Unavailable(_))),
+            matches!(
+                store.append(one_event("d-2")),
+                Err(StoreError::Unavailable(_))
+            ),
             "appends are refused after it"
         );
         assert_eq!(store.head(), 1);
