@@ -10,14 +10,17 @@ default:
     @just --list
 
 # Every check CI runs: formatting, lints, all tests (property tests at 10,000 cases), the console's
-# script tests, the shipped alert rules and dashboard, and the AsyncAPI document with its schemas.
+# script tests, the shipped alert rules and dashboard, the AsyncAPI document with its schemas, and
+# every request, reply and event the end-to-end tests exchanged against those schemas.
 test:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    cargo test --workspace --all-targets
+    rm -rf {{target}}/traffic
+    DISPUTES_TRAFFIC_DIR={{target}}/traffic cargo test --workspace --all-targets
     node --test crates/disputes/console/
     tools/check-observability.sh
     tools/check-asyncapi.sh
+    node tools/asyncapi/check-traffic.mjs {{target}}/traffic
 
 # Run the service on the dev config (data in .data/), starting the pinned nats-server on 127.0.0.1:4333
 # if nothing listens there, and stopping it again on Ctrl-C. The console is at http://127.0.0.1:9464/console/.

@@ -1,5 +1,7 @@
 //! A test client: commands and queries over NATS, and the events on JetStream.
 
+use std::io::Write as _;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -44,11 +46,13 @@ impl Client {
     /// Sends raw bytes to `disputes.cmd.<type>` and returns the JSON reply.
     pub(crate) async fn cmd_raw(&self, command_type: &str, body: impl Into<bytes::Bytes>) -> Value {
         let subject = format!("{}.cmd.{command_type}", self.prefix);
+        let body = body.into();
         let reply = self
             .nats
-            .request(subject.clone(), body.into())
+            .request(subject.clone(), body.clone())
             .await
             .unwrap_or_else(|e| panic!("request {subject}: {e}"));
+        record(&subject, Some(&body), &reply.payload);
         serde_json::from_slice(&reply.payload).expect("replies are JSON")
     }
 
@@ -59,11 +63,13 @@ impl Client {
 
     pub(crate) async fn query(&self, name: &str, body: Value) -> Value {
         let subject = format!("{}.query.{name}", self.prefix);
+        let body = serde_json::to_vec(&body).unwrap();
         let reply = self
             .nats
-            .request(subject.clone(), serde_json::to_vec(&body).unwrap().into())
+            .request(subject.clone(), body.clone().into())
             .await
             .unwrap_or_else(|e| panic!("request {subject}: {e}"));
+        record(&subject, Some(&body), &reply.payload);
         serde_json::from_slice(&reply.payload).expect("answers are JSON")
     }
 
@@ -116,8 +122,38 @@ impl Client {
                 .expect("stream events arrive")
                 .expect("stream open")
                 .expect("message");
+            record(&message.subject, None, &message.payload);
             out.push(serde_json::from_slice(&message.payload).expect("envelopes are JSON"));
         }
         out
     }
+}
+
+/// With `DISPUTES_TRAFFIC_DIR` set (`./x test` sets it), every request and reply this client sends
+/// and receives, and every event it reads from the stream, is appended to a file there, one JSON
+/// object a line (`subject`, `request` (absent for an event), `message`: the bytes as text), for
+/// `tools/asyncapi/check-traffic.mjs` to validate against `docs/schemas/`.
+fn record(subject: &str, request: Option<&[u8]>, message: &[u8]) {
+    static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
+    let file = FILE.get_or_init(|| {
+        let dir = std::path::PathBuf::from(std::env::var_os("DISPUTES_TRAFFIC_DIR")?);
+        std::fs::create_dir_all(&dir).expect("create DISPUTES_TRAFFIC_DIR");
+        let path = dir.join(format!("e2e-{}.ndjson", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        Some(Mutex::new(file))
+    });
+    let Some(file) = file else { return };
+    let mut line = json!({
+        "subject": subject,
+        "message": String::from_utf8_lossy(message),
+    });
+    if let Some(request) = request {
+        line["request"] = json!(String::from_utf8_lossy(request));
+    }
+    let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
+    writeln!(file, "{line}").expect("record traffic");
 }
