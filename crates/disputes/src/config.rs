@@ -66,15 +66,12 @@ impl Default for NatsConfig {
 }
 
 impl NatsConfig {
-    /// Moves `password_file`'s first line into `password`.
-    fn read_password_file(&mut self) -> anyhow::Result<()> {
+    /// The password: `password`, or the first line of `password_file`, read now (when connecting,
+    /// so that commands that do not connect, like `audit rebuild`, need no access to it).
+    pub fn password(&self) -> anyhow::Result<Option<String>> {
         let Some(path) = &self.password_file else {
-            return Ok(());
+            return Ok(self.password.clone());
         };
-        anyhow::ensure!(
-            self.password.is_none(),
-            "[nats] password and password_file (or DISPUTES_NATS_PASSWORD and password_file) are both set: keep one"
-        );
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("read [nats] password_file {}", path.display()))?;
         let password = text.lines().next().unwrap_or_default().to_owned();
@@ -83,8 +80,7 @@ impl NatsConfig {
             "[nats] password_file {} is empty",
             path.display()
         );
-        self.password = Some(password);
-        Ok(())
+        Ok(Some(password))
     }
 
     /// Whether the service answers requests whose reply subject is `reply`.
@@ -385,7 +381,7 @@ impl AuthConfig {
 
 impl Config {
     /// Reads the file (if given), then applies `DISPUTES_NATS_URL`, `DISPUTES_NATS_PASSWORD` and
-    /// `DISPUTES_DATA_DIR`, and reads `[nats] password_file`.
+    /// `DISPUTES_DATA_DIR`.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
         let mut config = match path {
             Some(path) => {
@@ -404,7 +400,6 @@ impl Config {
         if let Ok(password) = std::env::var("DISPUTES_NATS_PASSWORD") {
             config.nats.password = Some(password);
         }
-        config.nats.read_password_file()?;
         config.validate()?;
         Ok(config)
     }
@@ -419,6 +414,10 @@ impl Config {
             "[nats] subject_prefix {prefix:?} must be dot-separated tokens without wildcards"
         );
         self.nats.check_reply_prefixes()?;
+        anyhow::ensure!(
+            self.nats.password.is_none() || self.nats.password_file.is_none(),
+            "[nats] password and password_file (or DISPUTES_NATS_PASSWORD and password_file) are both set: keep one"
+        );
         self.policy.to_policy()?;
         self.http.addr()?;
         anyhow::ensure!(
@@ -511,6 +510,27 @@ mod tests {
         assert_eq!(config.auth.token_ttl_max, Duration::from_secs(300));
         let error = config.validate().unwrap_err();
         assert!(format!("{error:#}").contains("REPLACE"), "{error:#}");
+    }
+
+    #[test]
+    fn a_password_file_is_read_when_connecting_and_not_together_with_a_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("nats-password");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        let mut config: Config = toml::from_str(&format!(
+            "[nats]\nuser = \"disputes\"\npassword_file = {file:?}\n"
+        ))
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.nats.password().unwrap().as_deref(), Some("s3cret"));
+        std::fs::write(&file, "").unwrap();
+        assert!(config.nats.password().is_err(), "an empty file is refused");
+        config.nats.password = Some("inline".into());
+        assert!(config.validate().is_err(), "both set is refused");
+        config.nats.password_file = Some(dir.path().join("missing"));
+        config.nats.password = None;
+        config.validate().unwrap(); // not read at load: `audit rebuild` needs no access to it
+        assert!(config.nats.password().is_err());
     }
 
     #[test]

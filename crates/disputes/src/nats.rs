@@ -96,8 +96,8 @@ pub(crate) async fn with_credentials(
             .await
             .with_context(|| format!("read [nats] creds {}", path.display()))?;
     }
-    if let (Some(user), Some(password)) = (&config.user, &config.password) {
-        options = options.user_and_password(user.clone(), password.clone());
+    if let (Some(user), Some(password)) = (&config.user, config.password()?) {
+        options = options.user_and_password(user.clone(), password);
     }
     if let Some(token) = &config.token {
         options = options.token(token.clone());

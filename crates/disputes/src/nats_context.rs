@@ -70,6 +70,7 @@ impl NatsContext {
         if has_credentials {
             nats.user = set(&self.user);
             nats.password = set(&self.password);
+            nats.password_file = None;
             nats.token = set(&self.token);
             nats.creds = path(&self.creds);
             nats.nkey_seed_file = path(&self.nkey);

@@ -534,3 +534,23 @@ async fn readiness_is_503_while_the_read_models_catch_up_then_200() {
     let stats = client.query("stats", json!({})).await;
     assert_eq!(stats["stats"]["total"], 10_000, "{stats}");
 }
+
+#[tokio::test]
+async fn the_service_logs_in_to_nats_with_the_password_from_password_file() {
+    let nats = NatsServer::start_with_config(
+        "listen: \"127.0.0.1:{{port}}\"\n\
+         jetstream { store_dir: \"{{store_dir}}\", sync_interval: always }\n\
+         authorization { user: disputes, password: \"from-a-file\" }\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nats-password");
+    std::fs::write(&file, "from-a-file\n").unwrap();
+    let keys = format!("user = \"disputes\"\npassword_file = {file:?}");
+    let mut service = Service::start_with_nats(&nats.url(), &keys, "");
+    let options =
+        async_nats::ConnectOptions::with_user_and_password("disputes".into(), "from-a-file".into());
+    let client = Client::connect_with(&nats.url(), options).await;
+    service.wait_ready(&client).await;
+    let stats = client.query("stats", json!({})).await;
+    assert_eq!(stats["ok"], true, "{stats}");
+}
