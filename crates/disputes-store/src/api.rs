@@ -2,11 +2,11 @@
 
 use serde_json::Value;
 
-use crate::envelope::{Envelope, NewEvent};
 use crate::error::StoreError;
 use crate::limits::{
     APPEND_QUEUE_DEFAULT, GROUP_COMMIT_DEFAULT, QUEUE_MAX, RECOVERY_TAIL_EVENTS_DEFAULT,
 };
+use disputes_envelope::{Envelope, NewEvent};
 
 /// A command's id with what a repeat of it must be answered with.
 #[derive(Debug, Clone, PartialEq)]

@@ -9,12 +9,13 @@ use sled::transaction::{
 use sled::Transactional;
 
 use crate::api::CommandOutcome;
-use crate::envelope::{decode_stored, is_hash, Envelope, GENESIS_PREV_HASH};
 use crate::error::StoreError;
 use crate::layout::{decode_u64, seq_key, stream_key, CommandRow, HEAD_KEY, LAST_HASH_KEY};
 use crate::limits::{ENVELOPE_BYTES_MAX, STREAM_EVENTS_MAX};
 use crate::sled_store::Trees;
+use crate::stored::{decode_stored, stored};
 use crate::writer::{Append, Job, Reply, Seal, Written};
+use disputes_envelope::{is_hash, Envelope, GENESIS_PREV_HASH};
 
 type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
 
@@ -243,7 +244,7 @@ fn seal_all(req: &Append, tip: &Tip) -> Result<Vec<(Seal, Vec<u8>)>, StoreError>
         let (seq, version) = (tip.head + offset, req.expected_version + offset);
         let tail = draft.tail(seq, version, &prev_hash);
         let hash = draft.hash(&prev_hash, &tail);
-        let bytes = draft.stored(&tail, &hash);
+        let bytes = stored(draft, &tail, &hash);
         if bytes.len() > ENVELOPE_BYTES_MAX {
             return Err(StoreError::invalid(format!(
                 "an envelope is over {ENVELOPE_BYTES_MAX} bytes"

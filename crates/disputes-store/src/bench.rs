@@ -15,10 +15,10 @@ use crate::api::{
     AppendOutcome, AppendRequest, CommandRecord, Durability, EventStore, StoreOptions,
 };
 use crate::disk::fdatasync;
-use crate::envelope::{ActorRef, NewEvent};
 use crate::error::StoreError;
 use crate::layout::seq_key;
 use crate::sled_store::SledStore;
+use disputes_envelope::{ActorRef, NewEvent};
 
 /// Appender threads in one case, at most.
 pub const APPENDERS_MAX: usize = 1_024;

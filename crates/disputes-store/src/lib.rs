@@ -11,10 +11,7 @@ mod api;
 mod append_tx;
 #[cfg(feature = "bench")]
 pub mod bench;
-mod canonical;
-mod chain;
 mod disk;
-mod envelope;
 mod error;
 #[cfg(feature = "testing")]
 pub mod layout;
@@ -26,6 +23,7 @@ mod reads;
 mod recovery;
 mod sled_open;
 mod sled_store;
+mod stored;
 mod validate;
 mod verify;
 mod writer;
@@ -34,10 +32,11 @@ pub use api::{
     AppendOutcome, AppendRequest, CommandOutcome, CommandRecord, Durability, EventStore,
     StoreOptions, VerifyBreak, VerifyReport,
 };
-pub use canonical::to_vec as canonical_json;
-pub use chain::Chain;
-pub use envelope::{
-    canonical_bytes, compute_hash, parse_envelope, ActorRef, Envelope, NewEvent, GENESIS_PREV_HASH,
+// The envelope, its canonical bytes and the chain check live in `disputes-envelope` (pure, shared
+// with the client crate); re-exported so the store's users see one API.
+pub use disputes_envelope::{
+    canonical_bytes, canonical_json, compute_hash, parse_envelope, ActorRef, Chain, Envelope,
+    NewEvent, GENESIS_PREV_HASH,
 };
 pub use error::StoreError;
 pub use log_reader::{Entry, LogReader, Unreadable};

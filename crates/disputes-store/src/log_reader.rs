@@ -7,10 +7,11 @@
 
 use std::path::Path;
 
-use crate::envelope::{decode_stored, Envelope};
 use crate::error::StoreError;
 use crate::layout::{decode_u64, seq_key, stream_prefix, FORMAT, FORMAT_KEY};
 use crate::sled_store::Trees;
+use crate::stored::decode_stored;
+use disputes_envelope::Envelope;
 
 /// What is wrong with the entry of the log at `seq`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,12 +2,13 @@
 //! consistent: everything at or below the head was committed whole before the head moved.
 
 use crate::api::CommandOutcome;
-use crate::envelope::{decode_stored, Envelope};
 use crate::error::StoreError;
 use crate::layout::{decode_u64, parse_stream_key, seq_key, stream_prefix, CommandRow};
 use crate::limits::{READ_FROM_EVENTS_MAX, STREAM_EVENTS_MAX};
 use crate::sled_store::Trees;
+use crate::stored::decode_stored;
 use crate::validate;
+use disputes_envelope::Envelope;
 
 /// The event at `seq`, which must exist.
 pub(crate) fn event(trees: &Trees, seq: u64) -> Result<Envelope, StoreError> {

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use crate::chain::Chain;
-use crate::envelope::{Envelope, GENESIS_PREV_HASH};
 use crate::error::StoreError;
 use crate::layout::{
     decode_u64, seq_key, stream_key, CommandRow, FORMAT, FORMAT_KEY, HEAD_KEY, LAST_HASH_KEY,
@@ -12,6 +10,8 @@ use crate::layout::{
 use crate::reads;
 use crate::sled_store::Trees;
 use crate::validate;
+use disputes_envelope::Chain;
+use disputes_envelope::{Envelope, GENESIS_PREV_HASH};
 
 /// The head recorded in `meta` (0: empty).
 pub(crate) fn recorded_head(trees: &Trees) -> Result<u64, StoreError> {

@@ -13,13 +13,13 @@ use crate::api::{
     VerifyReport,
 };
 use crate::disk::DiskSync;
-use crate::envelope::{Draft, Envelope, NewEvent};
 use crate::error::StoreError;
 use crate::layout::{
     COMMANDS_TREE, EVENTS_TREE, META_TREE, ORDERS_TREE, STREAMS_TREE, VERSIONS_TREE,
 };
 use crate::writer::{self, Append, Durable, Job, Seal, WriterParts, Written};
 use crate::{reads, recovery, validate, verify};
+use disputes_envelope::{Draft, Envelope, NewEvent};
 
 /// What a store did since it was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

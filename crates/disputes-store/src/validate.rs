@@ -3,13 +3,12 @@
 use serde_json::Value;
 
 use crate::api::AppendRequest;
-use crate::canonical;
-use crate::envelope::NewEvent;
 use crate::error::StoreError;
 use crate::limits::{
     COMMAND_META_BYTES_MAX, DATA_BYTES_MAX, DATA_DEPTH_MAX, EVENTS_PER_APPEND_MAX,
     FINGERPRINT_BYTES_MAX, ID_BYTES_MAX, STREAM_EVENTS_MAX,
 };
+use disputes_envelope::NewEvent;
 
 /// An id: non-empty, at most [`ID_BYTES_MAX`] bytes, no control characters.
 pub(crate) fn id(what: &str, value: &str) -> Result<(), StoreError> {
@@ -66,7 +65,7 @@ fn new_event(event: &NewEvent, command_id: Option<&str>) -> Result<Vec<u8>, Stor
             "every event's command_id must be the append's command id",
         ));
     }
-    if canonical::has_float(&event.data) {
+    if disputes_envelope::json_has_float(&event.data) {
         return Err(StoreError::invalid(
             "event data holds a non-integer number (no canonical form)",
         ));
@@ -76,12 +75,12 @@ fn new_event(event: &NewEvent, command_id: Option<&str>) -> Result<Vec<u8>, Stor
 
 /// The canonical bytes of `value`, once its depth and size are within limits.
 fn json(what: &str, value: &Value, bytes_max: usize) -> Result<Vec<u8>, StoreError> {
-    if canonical::depth(value, DATA_DEPTH_MAX) > DATA_DEPTH_MAX {
+    if disputes_envelope::json_depth(value, DATA_DEPTH_MAX) > DATA_DEPTH_MAX {
         return Err(StoreError::invalid(format!(
             "{what} nested deeper than {DATA_DEPTH_MAX}"
         )));
     }
-    let bytes = canonical::to_vec(value);
+    let bytes = disputes_envelope::canonical_json(value);
     if bytes.len() > bytes_max {
         return Err(StoreError::invalid(format!(
             "{what} over {bytes_max} bytes"

@@ -1,12 +1,12 @@
 //! `verify`: the whole log, every hash, every link, seq continuity and the stream index.
 
 use crate::api::{VerifyBreak, VerifyReport};
-use crate::envelope::GENESIS_PREV_HASH;
 use crate::error::StoreError;
 use crate::layout::{decode_u64, parse_stream_key};
 use crate::reads;
 use crate::recovery::check_event;
 use crate::sled_store::Trees;
+use disputes_envelope::GENESIS_PREV_HASH;
 
 pub(crate) fn verify(trees: &Trees, head: u64) -> Result<VerifyReport, StoreError> {
     let mut head_hash = GENESIS_PREV_HASH.to_owned();

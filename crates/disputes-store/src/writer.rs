@@ -16,9 +16,9 @@ use tokio::sync::watch;
 use crate::api::{CommandOutcome, CommandRecord};
 use crate::append_tx;
 use crate::disk::DiskSync;
-use crate::envelope::Draft;
 use crate::error::StoreError;
 use crate::sled_store::Trees;
+use disputes_envelope::Draft;
 
 pub(crate) type Reply = Result<Written, StoreError>;
 

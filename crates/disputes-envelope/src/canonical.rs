@@ -51,7 +51,7 @@ fn write_string(text: &str, out: &mut Vec<u8>) {
 }
 
 /// The depth of `value` (a scalar is 1), counting no further than `limit + 1`.
-pub(crate) fn depth(value: &Value, limit: usize) -> usize {
+pub fn depth(value: &Value, limit: usize) -> usize {
     if limit == 0 {
         return 1;
     }
@@ -64,7 +64,7 @@ pub(crate) fn depth(value: &Value, limit: usize) -> usize {
 }
 
 /// Whether `value` holds a number that is not an integer (canonical form is defined for integers).
-pub(crate) fn has_float(value: &Value) -> bool {
+pub fn has_float(value: &Value) -> bool {
     match value {
         Value::Number(number) => number.is_f64(),
         Value::Array(items) => items.iter().any(has_float),

@@ -6,8 +6,6 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::canonical;
-use crate::error::StoreError;
-use crate::layout::EVENT_SCHEMA_V1;
 
 /// `prev_hash` of the event at seq 1: 64 ASCII zeros.
 pub const GENESIS_PREV_HASH: &str =
@@ -73,7 +71,7 @@ mod rfc3339 {
 }
 
 /// The envelope's time format: RFC 3339 in UTC with `Z`, fractional seconds only when present.
-pub(crate) fn format_time(at: &DateTime<Utc>) -> String {
+pub fn format_time(at: &DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
@@ -81,6 +79,12 @@ pub(crate) fn format_time(at: &DateTime<Utc>) -> String {
 /// object sorted by code point and no whitespace. This is what [`compute_hash`] hashes.
 pub fn canonical_bytes(envelope: &Envelope) -> Vec<u8> {
     write_canonical(envelope, &canonical::to_vec(&envelope.data), Hash::Without)
+}
+
+/// The whole envelope, `hash` included, as canonical JSON: the form the store keeps, which must be
+/// exactly these bytes.
+pub fn canonical_bytes_with_hash(envelope: &Envelope) -> Vec<u8> {
+    write_canonical(envelope, &canonical::to_vec(&envelope.data), Hash::With)
 }
 
 /// `hash` of an envelope: lowercase hex SHA-256 of `prev_hash` (its 64 ASCII characters) followed
@@ -111,7 +115,7 @@ enum Hash {
 /// Canonical key order: `actor`, `command_id`, `data`, `dispute_id`, `event_id`, [`hash`],
 /// `occurred_at`, `prev_hash`, `seq`, `type`, `version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Draft {
+pub struct Draft {
     /// `{"actor":…,"command_id":…,"data":…,"dispute_id":…,"event_id":…`
     head: Vec<u8>,
     /// `,"occurred_at":"…"`
@@ -123,7 +127,7 @@ pub(crate) struct Draft {
 impl Draft {
     /// The draft of `event` in `dispute_id`'s stream under `event_id`; `data` is `event.data` in
     /// canonical form.
-    pub(crate) fn new(dispute_id: &str, event_id: &str, event: &NewEvent, data: &[u8]) -> Draft {
+    pub fn new(dispute_id: &str, event_id: &str, event: &NewEvent, data: &[u8]) -> Draft {
         let NewEvent {
             event_type,
             data: _,
@@ -198,7 +202,7 @@ impl Draft {
     }
 
     /// Everything after `hash`: `,"occurred_at":…,"prev_hash":…,"seq":…,"type":…,"version":…}`.
-    pub(crate) fn tail(&self, seq: u64, version: u64, prev_hash: &str) -> Vec<u8> {
+    pub fn tail(&self, seq: u64, version: u64, prev_hash: &str) -> Vec<u8> {
         let mut tail = Vec::with_capacity(self.occurred_at.len() + self.event_type.len() + 128);
         tail.extend_from_slice(&self.occurred_at);
         text(&mut tail, b",\"prev_hash\":", prev_hash);
@@ -209,7 +213,7 @@ impl Draft {
     }
 
     /// `hash`: SHA-256 of `prev_hash` and the canonical bytes (draft ‖ `tail`).
-    pub(crate) fn hash(&self, prev_hash: &str, tail: &[u8]) -> String {
+    pub fn hash(&self, prev_hash: &str, tail: &[u8]) -> String {
         let mut hasher = Sha256::new();
         hasher.update(prev_hash.as_bytes());
         hasher.update(&self.head);
@@ -231,11 +235,11 @@ impl Draft {
     /// Asserts that this draft, completed, reads back as `event` in `dispute_id` under `event_id`:
     /// the check before the write, made in the caller's thread (the writer only splices in two
     /// integers and two hex strings).
-    pub(crate) fn assert_reads_back(&self, dispute_id: &str, event_id: &str, event: &NewEvent) {
+    pub fn assert_reads_back(&self, dispute_id: &str, event_id: &str, event: &NewEvent) {
         let tail = self.tail(1, 1, GENESIS_PREV_HASH);
-        let bytes = self.stored(&tail, GENESIS_PREV_HASH);
+        let bytes = self.sealed(&tail, GENESIS_PREV_HASH);
         let back: Envelope =
-            serde_json::from_slice(&bytes[1..]).expect("a freshly drafted envelope parses");
+            serde_json::from_slice(&bytes).expect("a freshly drafted envelope parses");
         let expected = Envelope {
             event_id: event_id.to_owned(),
             seq: 1,
@@ -256,14 +260,20 @@ impl Draft {
         );
     }
 
-    /// The stored form: the schema byte, then the whole envelope (hash included) as canonical JSON.
-    pub(crate) fn stored(&self, tail: &[u8], hash: &str) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.head.len() + tail.len() + 81);
-        bytes.push(EVENT_SCHEMA_V1);
+    /// The whole envelope, `hash` included, as canonical JSON, after `prefix` (the store's
+    /// schema byte; nothing for a message on the wire).
+    pub fn sealed_after(&self, prefix: &[u8], tail: &[u8], hash: &str) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(prefix.len() + self.head.len() + tail.len() + 80);
+        bytes.extend_from_slice(prefix);
         bytes.extend_from_slice(&self.head);
         text(&mut bytes, b",\"hash\":", hash);
         bytes.extend_from_slice(tail);
         bytes
+    }
+
+    /// The whole envelope, `hash` included, as canonical JSON.
+    pub fn sealed(&self, tail: &[u8], hash: &str) -> Vec<u8> {
+        self.sealed_after(&[], tail, hash)
     }
 }
 
@@ -309,47 +319,11 @@ pub fn parse_envelope(json: &[u8]) -> Result<Envelope, String> {
 }
 
 /// Whether `text` is a hash as the store writes them: 64 lowercase hex digits.
-pub(crate) fn is_hash(text: &str) -> bool {
+pub fn is_hash(text: &str) -> bool {
     text.len() == 64
         && text
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Reads a stored envelope back, checking right after the disk read that it is the event at `seq`
-/// and that its bytes are exactly the canonical form (so no byte can change unnoticed, even one
-/// that deserialization would drop).
-pub(crate) fn decode_stored(seq: u64, bytes: &[u8]) -> Result<Envelope, StoreError> {
-    let (&schema, json) = bytes
-        .split_first()
-        .ok_or_else(|| StoreError::corrupt(seq, "empty value"))?;
-    let envelope = match schema {
-        EVENT_SCHEMA_V1 => decode_v1(seq, json)?,
-        other => {
-            return Err(StoreError::corrupt(
-                seq,
-                format!("unknown event schema version {other}"),
-            ))
-        }
-    };
-    if envelope.seq != seq {
-        return Err(StoreError::corrupt(
-            seq,
-            format!("stored under seq {seq} but says seq {}", envelope.seq),
-        ));
-    }
-    Ok(envelope)
-}
-
-fn decode_v1(seq: u64, json: &[u8]) -> Result<Envelope, StoreError> {
-    let envelope = parse_envelope(json).map_err(|reason| StoreError::corrupt(seq, reason))?;
-    if write_canonical(&envelope, &canonical::to_vec(&envelope.data), Hash::With) != json {
-        return Err(StoreError::corrupt(
-            seq,
-            "stored bytes are not the envelope's canonical form",
-        ));
-    }
-    Ok(envelope)
 }
 
 #[cfg(test)]
@@ -374,20 +348,6 @@ mod tests {
             prev_hash: GENESIS_PREV_HASH.into(),
             hash: String::new(),
         }
-    }
-
-    /// The stored form: the schema byte, then the whole envelope (hash included) as canonical JSON;
-    /// `data` is `envelope.data` in canonical form.
-    fn encode_stored(envelope: &Envelope, data: &[u8]) -> Vec<u8> {
-        let json = write_canonical(envelope, data, Hash::With);
-        let mut bytes = Vec::with_capacity(json.len() + 1);
-        bytes.push(EVENT_SCHEMA_V1);
-        bytes.extend_from_slice(&json);
-        bytes
-    }
-
-    fn stored(envelope: &Envelope) -> Vec<u8> {
-        encode_stored(envelope, &canonical::to_vec(&envelope.data))
     }
 
     /// The slow, obviously right way: through serde_json's Value and the generic canonical writer.
@@ -448,10 +408,14 @@ mod tests {
             ..envelope
         };
         assert_eq!(hash, compute_hash(&prev_hash, &sealed));
-        assert_eq!(draft.stored(&tail, &hash), stored(&sealed));
         assert_eq!(
-            decode_stored(7, &draft.stored(&tail, &hash)).unwrap(),
-            sealed
+            draft.sealed(&tail, &hash),
+            canonical_bytes_with_hash(&sealed)
+        );
+        assert_eq!(parse_envelope(&draft.sealed(&tail, &hash)).unwrap(), sealed);
+        assert_eq!(
+            draft.sealed_after(&[1], &tail, &hash)[1..],
+            draft.sealed(&tail, &hash)
         );
     }
 
@@ -471,67 +435,10 @@ mod tests {
     }
 
     #[test]
-    fn stored_form_round_trips() {
-        let mut envelope = sample();
-        envelope.hash = compute_hash(GENESIS_PREV_HASH, &envelope);
-        let bytes = stored(&envelope);
-        assert_eq!(bytes[0], EVENT_SCHEMA_V1);
-        assert_eq!(decode_stored(1, &bytes).unwrap(), envelope);
-    }
-
-    #[test]
-    fn unknown_schema_and_wrong_seq_are_corrupt() {
-        let mut bytes = stored(&sample());
-        assert!(matches!(
-            decode_stored(2, &bytes),
-            Err(StoreError::Corrupt { seq: 2, .. })
-        ));
-        bytes[0] = 9;
-        assert!(matches!(
-            decode_stored(1, &bytes),
-            Err(StoreError::Corrupt { seq: 1, .. })
-        ));
-    }
-
-    #[test]
-    fn non_canonical_bytes_are_corrupt() {
-        let mut bytes = vec![EVENT_SCHEMA_V1];
-        bytes.extend(serde_json::to_vec_pretty(&sample()).unwrap());
-        assert!(matches!(
-            decode_stored(1, &bytes),
-            Err(StoreError::Corrupt { .. })
-        ));
-    }
-
-    #[test]
     fn hex_is_lowercase() {
         assert_eq!(hex(&[0x00, 0xab, 0xff]), "00abff");
         assert!(is_hash(GENESIS_PREV_HASH));
         assert!(!is_hash(&"A".repeat(64)));
-    }
-
-    #[test]
-    fn stored_envelopes_with_fields_no_hash_covers_do_not_read_back() {
-        let mut envelope = sample();
-        envelope.hash = compute_hash(GENESIS_PREV_HASH, &envelope);
-        assert_eq!(decode_stored(1, &stored(&envelope)), Ok(envelope.clone()));
-        let reason = |r: Result<Envelope, StoreError>| match r.unwrap_err() {
-            StoreError::Corrupt { reason, .. } => reason,
-            other => panic!("{other}"),
-        };
-        assert!(reason(decode_stored(2, &stored(&envelope))).contains("says seq 1"));
-        let with = |edit: fn(&mut Value)| {
-            let mut value = serde_json::to_value(&envelope).unwrap();
-            edit(&mut value);
-            [&[EVENT_SCHEMA_V1][..], &canonical::to_vec(&value)].concat()
-        };
-        let note = with(|v| v["actor"]["note"] = json!("unhashed"));
-        assert!(reason(decode_stored(1, &note)).contains("unknown field"));
-        let extra = with(|v| v["extra"] = json!(1));
-        assert!(reason(decode_stored(1, &extra)).contains("unknown field"));
-        let mut schema_2 = stored(&envelope);
-        schema_2[0] = 2;
-        assert!(reason(decode_stored(1, &schema_2)).contains("schema version 2"));
     }
 
     #[test]
