@@ -249,13 +249,12 @@ async fn answer<T: Site>(shared: &Shared<T>, name: String, body: Vec<u8>) -> Res
 }
 
 fn reply(bytes: Vec<u8>, code: &str) -> Response {
-    let status = match code {
-        "ok" => StatusCode::OK,
-        "not_found" | "unknown_command" => StatusCode::NOT_FOUND,
-        "timeout" => StatusCode::GATEWAY_TIMEOUT,
-        "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
-        "invalid_request" | "invalid_value" => StatusCode::BAD_REQUEST,
-        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    // The same status per code as the services API's `Nats-Service-Error-Code`.
+    let status = match ErrorCode::parse(code) {
+        None if code == "ok" => StatusCode::OK,
+        None => StatusCode::INTERNAL_SERVER_ERROR,
+        Some(code) => StatusCode::from_u16(crate::micro::status_of(code))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
     };
     let mut response = (status, bytes).into_response();
     response.headers_mut().insert(

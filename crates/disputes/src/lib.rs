@@ -22,6 +22,7 @@ pub mod healthcheck;
 mod http;
 mod lease;
 mod metrics;
+mod micro;
 mod nats;
 pub mod nats_context;
 mod publisher;

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use async_nats::jetstream;
-use async_nats::service::{self, ServiceExt};
 use bytes::Bytes;
 use disputes_store::{EventStore, SledStore, StoreOptions};
 use futures::StreamExt;
@@ -16,6 +15,7 @@ use crate::clock::now;
 use crate::config::{ActorTokens, Config};
 use crate::lease::{Lease, LeaseLost, RENEW_EVERY};
 use crate::metrics::{Dropped, Metrics};
+use crate::micro::{Group, Micro, ServiceError};
 use crate::publisher::Publisher;
 use crate::scheduler::{consume_expiries, Scheduler};
 use crate::shutdown::{self, Shutdown};
@@ -28,6 +28,8 @@ use disputes_readside::{ProjectionError, Projections, Queries};
 
 pub const SERVICE_NAME: &str = "disputes";
 pub const QUEUE_GROUP: &str = "disputes";
+/// The version the services API reports.
+const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// How long a stop waits for the requests in flight.
 const DRAIN_MAX: Duration = Duration::from_secs(15);
 /// How long a clean stop waits for the publisher to send what the store holds.
@@ -98,14 +100,7 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
         published: running.published.clone(),
         publisher_problem: running.publisher_problem.clone(),
     });
-    let endpoints = Endpoints {
-        handler: local.handler.clone(),
-        queries,
-        metrics: local.metrics.clone(),
-        prefix: config.nats.subject_prefix.clone(),
-        nats: config.nats.clone(),
-        inflight: Arc::new(Semaphore::new(config.limits.inflight_max)),
-    };
+    let endpoints = Endpoints::new(&config, &local, queries);
     let serving = || {
         tracing::info!(url = %config.nats.url, data = %config.store.path.display(), "disputes serving");
         site.set_phase(Phase::Serving);
@@ -341,6 +336,23 @@ struct Endpoints<S> {
     /// Which reply subjects are answered.
     nats: crate::config::NatsConfig,
     inflight: Arc<Semaphore>,
+    /// The services API: identity, endpoints and their statistics.
+    micro: Arc<Micro>,
+}
+
+impl Endpoints<SledStore> {
+    fn new(config: &Config, local: &Local, queries: Arc<Queries<SledStore>>) -> Self {
+        let prefix = &config.nats.subject_prefix;
+        Endpoints {
+            handler: local.handler.clone(),
+            queries,
+            metrics: local.metrics.clone(),
+            prefix: prefix.clone(),
+            nats: config.nats.clone(),
+            inflight: Arc::new(Semaphore::new(config.limits.inflight_max)),
+            micro: Arc::new(Micro::new(SERVICE_NAME, VERSION, prefix, QUEUE_GROUP)),
+        }
+    }
 }
 
 impl<S: EventStore + 'static> Endpoints<S> {
@@ -353,39 +365,34 @@ impl<S: EventStore + 'static> Endpoints<S> {
         restart: &Shutdown,
         on_serving: impl FnOnce(),
     ) -> anyhow::Result<()> {
-        let service = client
-            .service_builder()
-            .queue_group(QUEUE_GROUP)
-            .description("marketplace buyer/seller disputes: commands and queries")
-            .start(SERVICE_NAME, env!("CARGO_PKG_VERSION"))
+        let mut commands = client
+            .queue_subscribe(format!("{}.cmd.*", self.prefix), QUEUE_GROUP.to_owned())
             .await
-            .map_err(|e| anyhow::anyhow!("start the NATS service: {e}"))?;
-        let mut commands = service
-            .endpoint_builder()
-            .name("commands")
-            .add(format!("{}.cmd.*", self.prefix))
+            .map_err(|e| anyhow::anyhow!("subscribe to the commands: {e}"))?;
+        let mut queries = client
+            .queue_subscribe(format!("{}.query.*", self.prefix), QUEUE_GROUP.to_owned())
             .await
-            .map_err(|e| anyhow::anyhow!("add the commands endpoint: {e}"))?;
-        let mut queries = service
-            .endpoint_builder()
-            .name("queries")
-            .add(format!("{}.query.*", self.prefix))
+            .map_err(|e| anyhow::anyhow!("subscribe to the queries: {e}"))?;
+        let mut discovery = self
+            .micro
+            .subscribe(client)
             .await
-            .map_err(|e| anyhow::anyhow!("add the queries endpoint: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("subscribe to the services API ($SRV): {e}"))?;
         on_serving();
         loop {
             tokio::select! {
-                Some(request) = commands.next() => self.spawn_command(request).await,
-                Some(request) = queries.next() => self.spawn_query(request).await,
+                Some(request) = commands.next() => self.spawn_command(client, request).await,
+                Some(request) = queries.next() => self.spawn_query(client, request).await,
+                Some(request) = discovery.subs.next() => self.discover(client, request).await,
                 _ = shutdown.wait() => break,
                 _ = restart.wait() => break,
             }
         }
         tracing::info!("stopping: no new requests; draining those in flight");
         let drain = async {
-            let _ = commands.stop().await;
-            let _ = queries.stop().await;
-            let _ = service.stop().await;
+            let _ = commands.unsubscribe().await;
+            let _ = queries.unsubscribe().await;
+            drop(discovery);
             let _ = self.inflight.acquire_many(inflight_max as u32).await;
         };
         // Every acknowledged command is already durable: a drain that cannot finish (NATS gone,
@@ -399,22 +406,34 @@ impl<S: EventStore + 'static> Endpoints<S> {
     }
 
     /// Whether to work on a request at all: only one whose reply subject we may answer on. Any
-    /// other is dropped, neither applied nor answered, and counted.
-    fn admit(&self, request: &service::Request) -> bool {
-        let refused = match request.message.reply.as_deref() {
+    /// other is dropped, neither applied nor answered, and counted. The reply subject, when admitted.
+    fn admit(&self, request: &async_nats::Message) -> Option<async_nats::Subject> {
+        let refused = match request.reply.as_ref() {
             None => Dropped::NoReplySubject,
             Some(reply) if !self.nats.answers_on(reply) => Dropped::ReplySubjectRefused,
-            Some(_) => return true,
+            Some(reply) => return Some(reply.clone()),
         };
-        tracing::debug!(subject = %request.message.subject, reason = refused.label(), "request dropped");
+        tracing::debug!(subject = %request.subject, reason = refused.label(), "request dropped");
         self.metrics.dropped(refused);
-        false
+        None
     }
 
-    async fn spawn_command(&self, request: service::Request) {
-        if !self.admit(&request) {
+    /// `$SRV.PING`, `INFO`, `STATS`: answered on an admitted reply subject like any request.
+    async fn discover(&self, client: &async_nats::Client, request: async_nats::Message) {
+        let Some(reply) = self.admit(&request) else {
             return;
+        };
+        if let Some(answer) = self.micro.answer(&request.subject) {
+            if let Err(e) = client.publish(reply, answer).await {
+                tracing::warn!(error = %e, "could not answer a services API request");
+            }
         }
+    }
+
+    async fn spawn_command(&self, client: &async_nats::Client, request: async_nats::Message) {
+        let Some(reply_to) = self.admit(&request) else {
+            return;
+        };
         let permit = self
             .inflight
             .clone()
@@ -422,11 +441,11 @@ impl<S: EventStore + 'static> Endpoints<S> {
             .await
             .expect("semaphore open");
         let handler = self.handler.clone();
-        let metrics = self.metrics.clone();
-        let command_type = token_after(&request.message.subject, &self.prefix, "cmd");
+        let (metrics, micro, client) = (self.metrics.clone(), self.micro.clone(), client.clone());
+        let command_type = token_after(&request.subject, &self.prefix, "cmd");
         tokio::spawn(async move {
             let started = Instant::now();
-            let body = request.message.payload.clone();
+            let body = request.payload;
             let ty = command_type.clone();
             let reply =
                 tokio::task::spawn_blocking(move || handler.handle(&ty, &body, now())).await;
@@ -444,32 +463,34 @@ impl<S: EventStore + 'static> Endpoints<S> {
                 command_type.as_str()
             };
             metrics.command(label, code);
-            if let Reply::Refused(rejection) = &reply {
-                if rejection.code() == ErrorCode::Unavailable {
-                    tracing::error!(error = %rejection, "a command could not be served");
+            let error = match &reply {
+                Reply::Refused(rejection) => {
+                    if rejection.code() == ErrorCode::Unavailable {
+                        tracing::error!(error = %rejection, "a command could not be served");
+                    }
+                    Some(ServiceError::new(rejection.code(), &rejection.message()))
                 }
-            }
-            if let Reply::Accepted(accepted) = &reply {
-                if !accepted.replayed {
-                    metrics.events_appended.inc_by(accepted.events.len() as u64);
+                Reply::Accepted(accepted) => {
+                    if !accepted.replayed {
+                        metrics.events_appended.inc_by(accepted.events.len() as u64);
+                    }
+                    None
                 }
-            }
-            respond(
-                &request,
-                serde_json::to_vec(&command_reply_json(&reply)).expect("replies serialize"),
-            )
-            .await;
-            metrics
-                .command_latency
-                .observe(started.elapsed().as_secs_f64());
+            };
+            let payload =
+                serde_json::to_vec(&command_reply_json(&reply)).expect("replies serialize");
+            respond(&client, reply_to, payload, error.as_ref()).await;
+            let took = started.elapsed();
+            micro.record(Group::Cmd, &command_type, took, error.as_ref());
+            metrics.command_latency.observe(took.as_secs_f64());
             drop(permit);
         });
     }
 
-    async fn spawn_query(&self, request: service::Request) {
-        if !self.admit(&request) {
+    async fn spawn_query(&self, client: &async_nats::Client, request: async_nats::Message) {
+        let Some(reply_to) = self.admit(&request) else {
             return;
-        }
+        };
         let permit = self
             .inflight
             .clone()
@@ -477,11 +498,16 @@ impl<S: EventStore + 'static> Endpoints<S> {
             .await
             .expect("semaphore open");
         let (queries, metrics) = (self.queries.clone(), self.metrics.clone());
-        let name = token_after(&request.message.subject, &self.prefix, "query");
+        let (micro, client) = (self.micro.clone(), client.clone());
+        let name = token_after(&request.subject, &self.prefix, "query");
         tokio::spawn(async move {
-            let body = &request.message.payload;
-            let (answer, _code) = answer_query(&queries, &metrics, &name, body).await;
-            respond(&request, answer).await;
+            let started = Instant::now();
+            let answer = answer_query(&queries, &metrics, &name, &request.payload).await;
+            let error = answer
+                .refusal
+                .map(|(code, message)| ServiceError::new(code, &message));
+            respond(&client, reply_to, answer.bytes, error.as_ref()).await;
+            micro.record(Group::Query, &name, started.elapsed(), error.as_ref());
             drop(permit);
         });
     }
@@ -498,9 +524,23 @@ fn token_after(subject: &str, prefix: &str, kind: &str) -> String {
         .to_owned()
 }
 
-/// Replies to a request that [`Endpoints::admit`] let in.
-async fn respond(request: &service::Request, payload: Vec<u8>) {
-    if let Err(e) = request.respond(Ok(Bytes::from(payload))).await {
+/// Replies to a request that [`Endpoints::admit`] let in: a refusal carries the services API's
+/// error headers beside its JSON body.
+async fn respond(
+    client: &async_nats::Client,
+    reply_to: async_nats::Subject,
+    payload: Vec<u8>,
+    error: Option<&ServiceError>,
+) {
+    let sent = match error {
+        None => client.publish(reply_to, Bytes::from(payload)).await,
+        Some(error) => {
+            client
+                .publish_with_headers(reply_to, error.headers(), Bytes::from(payload))
+                .await
+        }
+    };
+    if let Err(e) = sent {
         tracing::warn!(error = %e, "could not send a reply");
     }
 }
@@ -680,8 +720,9 @@ impl<S: EventStore + 'static> http::Site for Site<S> {
             let body = serde_json::to_vec(&refusal_json(&refusal)).expect("refusals serialize");
             return (body, ErrorCode::Unavailable.as_str().to_owned());
         };
-        let (bytes, code) = answer_query(queries, &self.metrics, &name, &body).await;
-        (bytes, code.to_owned())
+        let answer = answer_query(queries, &self.metrics, &name, &body).await;
+        let code = answer.code().to_owned();
+        (answer.bytes, code)
     }
 
     fn projected(&self) -> watch::Receiver<u64> {
@@ -702,24 +743,43 @@ impl<S: EventStore + 'static> http::Site for Site<S> {
     }
 }
 
-/// Answers one query (over NATS or HTTP): the reply's bytes and its code, counted and timed.
+/// A query's answer: the reply's bytes, and its code and message when it is a refusal.
+struct Answer {
+    bytes: Vec<u8>,
+    refusal: Option<(ErrorCode, String)>,
+}
+
+impl Answer {
+    fn code(&self) -> &'static str {
+        self.refusal
+            .as_ref()
+            .map_or("ok", |(code, _)| code.as_str())
+    }
+}
+
+/// Answers one query (over NATS or HTTP), counted and timed.
 async fn answer_query<S: EventStore + 'static>(
     queries: &Queries<S>,
     metrics: &Metrics,
     name: &str,
     body: &[u8],
-) -> (Vec<u8>, &'static str) {
+) -> Answer {
     let started = Instant::now();
-    let (bytes, code) = match queries.answer(name, body, now()).await {
-        Ok(bytes) => (bytes, "ok"),
+    let answer = match queries.answer(name, body, now()).await {
+        Ok(bytes) => Answer {
+            bytes,
+            refusal: None,
+        },
         Err(error) => {
             if error.code() == ErrorCode::Unavailable {
                 tracing::error!(%error, "a query could not be answered");
             }
-            let bytes = serde_json::to_vec(&refusal_json(&error)).expect("refusals serialize");
-            (bytes, error.code().as_str())
+            Answer {
+                bytes: serde_json::to_vec(&refusal_json(&error)).expect("refusals serialize"),
+                refusal: Some((error.code(), error.message())),
+            }
         }
     };
-    metrics.query(name, code, started.elapsed().as_secs_f64());
-    (bytes, code)
+    metrics.query(name, answer.code(), started.elapsed().as_secs_f64());
+    answer
 }

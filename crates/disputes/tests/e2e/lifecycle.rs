@@ -539,3 +539,77 @@ async fn the_service_answers_the_standard_nats_micro_discovery() {
     let stats: Value = serde_json::from_slice(&stats.payload).unwrap();
     assert_eq!(stats["name"], "disputes", "{stats}");
 }
+
+/// A refusal is a JSON body *and* the services API's error headers, and `$SRV.STATS` counts it as
+/// an error of the endpoint of its command type: after N refusals, N errors.
+#[tokio::test]
+async fn refusals_carry_nats_service_error_headers_and_count_in_srv_stats() {
+    let nats = crate::kit::NatsServer::start();
+    let mut service = crate::kit::Service::start(&nats.url(), "");
+    let client = crate::kit::Client::connect(&nats.url()).await;
+    service.wait_ready(&client).await;
+    let d = Dispute::new(&client);
+    let reply = d
+        .open("not_received", 12999, json!({"solution": "full_refund"}))
+        .await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    const N: u64 = 7;
+    for _ in 0..N {
+        // The seller may not withdraw: forbidden, every time.
+        let body = serde_json::to_vec(&d.body("seller", json!({}))).unwrap();
+        let reply = client
+            .nats()
+            .request("disputes.cmd.withdraw", body.into())
+            .await
+            .expect("withdraw");
+        let headers = reply.headers.as_ref().expect("a refusal has headers");
+        assert_eq!(
+            headers.get("Nats-Service-Error-Code").map(|v| v.as_str()),
+            Some("403")
+        );
+        let text = headers.get("Nats-Service-Error").expect("error text");
+        assert!(text.as_str().starts_with("forbidden: "), "{text:?}");
+        let body: Value = serde_json::from_slice(&reply.payload).expect("JSON body");
+        assert_eq!(body["error"]["code"], "forbidden", "{body}");
+    }
+    let accepted = client
+        .nats()
+        .request(
+            "disputes.query.get",
+            serde_json::to_vec(&json!({"dispute_id": d.id}))
+                .unwrap()
+                .into(),
+        )
+        .await
+        .expect("get");
+    assert!(accepted.headers.is_none(), "an answer has no error headers");
+    let stats = client
+        .nats()
+        .request("$SRV.STATS.disputes", "".into())
+        .await
+        .expect("$SRV.STATS");
+    let stats: Value = serde_json::from_slice(&stats.payload).unwrap();
+    assert_eq!(stats["type"], "io.nats.micro.v1.stats_response", "{stats}");
+    let endpoint = |name: &str| {
+        stats["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no endpoint {name}: {stats}"))
+    };
+    assert_eq!(endpoint("withdraw")["num_requests"], N, "{stats}");
+    assert_eq!(endpoint("withdraw")["num_errors"], N, "{stats}");
+    assert_eq!(endpoint("open")["num_requests"], 1, "{stats}");
+    assert_eq!(endpoint("open")["num_errors"], 0, "{stats}");
+    assert_eq!(endpoint("get")["num_errors"], 0, "{stats}");
+    assert_eq!(endpoint("withdraw")["subject"], "disputes.cmd.withdraw");
+    let errors: u64 = stats["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["num_errors"].as_u64().unwrap())
+        .sum();
+    assert_eq!(errors, N, "{stats}");
+}
