@@ -10,6 +10,7 @@ mod fields;
 mod json;
 mod shape;
 mod values;
+mod write;
 
 pub use json::read_json;
 
