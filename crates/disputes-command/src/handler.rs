@@ -19,6 +19,42 @@ use sha2::Digest as _;
 
 use crate::tokens::{self, TokenError, Verifier};
 
+/// What a caller sent beside a command to follow it (the NATS headers `Disputes-Correlation-Id`
+/// and `traceparent`, read and checked by the service's edge). Kept in the command's record, not
+/// in the events: the envelope is the contract's, and the hash covers exactly it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trace {
+    pub correlation_id: Option<String>,
+    pub traceparent: Option<String>,
+}
+
+impl Trace {
+    /// The record's `meta` fields: `correlation_id` and `traceparent` when present.
+    fn to_meta(&self) -> Value {
+        let mut meta = json!({});
+        if let Some(id) = &self.correlation_id {
+            meta["correlation_id"] = json!(id);
+        }
+        if let Some(traceparent) = &self.traceparent {
+            meta["traceparent"] = json!(traceparent);
+        }
+        meta
+    }
+
+    /// The trace a command's record `meta` holds.
+    pub fn from_meta(meta: &Value) -> Trace {
+        let field = |key: &str| meta.get(key).and_then(Value::as_str).map(str::to_owned);
+        Trace {
+            correlation_id: field("correlation_id"),
+            traceparent: field("traceparent"),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.correlation_id.is_none() && self.traceparent.is_none()
+    }
+}
+
 /// A command that loses the optimistic race this many times in a row is answered `unavailable`.
 pub const APPEND_ATTEMPTS_MAX: usize = 64;
 
@@ -101,7 +137,19 @@ impl<S: EventStore> CommandHandler<S> {
 
     /// Handles one command body received on `<prefix>.cmd.<command_type>`.
     pub fn handle(&self, command_type: &str, body: &[u8], now: DateTime<Utc>) -> Reply {
-        match self.try_handle(command_type, body, now) {
+        self.handle_traced(command_type, body, &Trace::default(), now)
+    }
+
+    /// [`CommandHandler::handle`] for a command that came with a [`Trace`]: recorded with the
+    /// command, so the events it appends are published with it.
+    pub fn handle_traced(
+        &self,
+        command_type: &str,
+        body: &[u8],
+        trace: &Trace,
+        now: DateTime<Utc>,
+    ) -> Reply {
+        match self.try_handle(command_type, body, trace, now) {
             Ok(reply) => reply,
             Err(rejection) => Reply::Refused(rejection),
         }
@@ -111,6 +159,7 @@ impl<S: EventStore> CommandHandler<S> {
         &self,
         command_type: &str,
         body: &[u8],
+        trace: &Trace,
         now: DateTime<Utc>,
     ) -> Result<Reply, Rejection> {
         let command_type = domain::public_command_type(command_type)?;
@@ -118,7 +167,7 @@ impl<S: EventStore> CommandHandler<S> {
         // The token is not part of the command: a retry with a fresh token is the same command.
         let token = tokens::take_token(&mut body);
         let fingerprint = fingerprint_of(command_type, &body);
-        match self.judge(command_type, body, token, fingerprint.as_ref(), now) {
+        match self.judge(command_type, body, token, fingerprint.as_ref(), trace, now) {
             Ok(reply) => Ok(reply),
             // Rule 1 of "which refusal wins": a repeated command id is answered from its first
             // reply, whatever else is wrong with it now (a stale `expected_version`, a state that
@@ -139,6 +188,7 @@ impl<S: EventStore> CommandHandler<S> {
         body: Value,
         token: Option<Value>,
         fingerprint: Option<&Fingerprint>,
+        trace: &Trace,
         now: DateTime<Utc>,
     ) -> Result<Reply, Rejection> {
         let parsed = domain::parse_command_value(command_type, body, &self.limits)?;
@@ -150,7 +200,7 @@ impl<S: EventStore> CommandHandler<S> {
         let record = CommandRecord {
             command_id: fingerprint.command_id.clone(),
             fingerprint: fingerprint.digest.clone(),
-            meta: Value::Null,
+            meta: trace.to_meta(),
         };
         self.decide_and_append(
             parsed.dispute_id.as_str(),
@@ -283,9 +333,14 @@ impl<S: EventStore> CommandHandler<S> {
                 dispute_id: dispute_id.to_owned(),
                 expected_version: version_of(&state),
                 reserve_order: opened_order(&events),
-                command: record.clone().map(|r| CommandRecord {
-                    meta: json!({ "status": status }),
-                    ..r
+                command: record.clone().map(|mut r| {
+                    // The reply's status beside the trace (an object, or null without one).
+                    let mut meta = r.meta.take();
+                    if !meta.is_object() {
+                        meta = json!({});
+                    }
+                    meta["status"] = json!(status);
+                    CommandRecord { meta, ..r }
                 }),
                 events: events
                     .iter()

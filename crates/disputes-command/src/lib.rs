@@ -10,5 +10,5 @@ mod handler;
 pub mod tokens;
 
 pub use handler::{
-    fold, Accepted, CommandHandler, ExpiryOutcome, Rejection, Reply, APPEND_ATTEMPTS_MAX,
+    fold, Accepted, CommandHandler, ExpiryOutcome, Rejection, Reply, Trace, APPEND_ATTEMPTS_MAX,
 };

@@ -148,6 +148,11 @@ pub trait EventStore: Send + Sync {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
     /// The first outcome of a command id, once durable.
     fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError>;
+    /// Only the `meta` of a command id's record, once durable (the publisher's per-event lookup:
+    /// no events read).
+    fn command_meta(&self, command_id: &str) -> Result<Option<Value>, StoreError> {
+        Ok(self.command(command_id)?.map(|outcome| outcome.meta))
+    }
     /// The dispute that reserved `order_id` (see [`AppendRequest::reserve_order`]), once durable.
     fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError>;
     /// A dispute's durable version (0: no events).

@@ -99,6 +99,20 @@ pub(crate) fn read_from(
     Ok(envelopes)
 }
 
+/// [`command`]'s record `meta` alone.
+pub(crate) fn command_meta(
+    trees: &Trees,
+    command_id: &str,
+    head: u64,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    validate::id("command_id", command_id)?;
+    let Some(bytes) = trees.commands.get(command_id.as_bytes())? else {
+        return Ok(None);
+    };
+    let row = CommandRow::decode(command_id, &bytes)?;
+    Ok((row.last_seq() <= head).then_some(row.meta))
+}
+
 pub(crate) fn command(
     trees: &Trees,
     command_id: &str,

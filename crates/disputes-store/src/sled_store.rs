@@ -286,6 +286,10 @@ impl EventStore for SledStore {
         self.read(reads::command(self.trees(), command_id, self.head()))
     }
 
+    fn command_meta(&self, command_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.read(reads::command_meta(self.trees(), command_id, self.head()))
+    }
+
     fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError> {
         self.read(reads::order_holder(self.trees(), order_id, self.head()))
     }

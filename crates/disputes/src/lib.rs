@@ -30,6 +30,7 @@ mod scheduler;
 pub mod service;
 pub mod shutdown;
 mod storage;
+mod trace;
 mod wire;
 
 #[cfg(test)]

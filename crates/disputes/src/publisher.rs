@@ -20,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_nats::jetstream::{self, stream::Stream};
 use async_nats::HeaderMap;
+use disputes_command::Trace;
 use disputes_store::{parse_envelope, Envelope, EventStore};
 use tokio::sync::watch;
 
@@ -243,9 +244,12 @@ impl<S: EventStore + 'static> Publisher<S> {
     /// to send. Any error means: look at the stream again before publishing anything more.
     async fn publish_from(&self, at: Resume) -> anyhow::Result<Option<Resume>> {
         let store = self.store.clone();
-        let events =
-            tokio::task::spawn_blocking(move || store.read_from(at.next, BATCH_EVENTS_MAX))
-                .await??;
+        let (events, traces) = tokio::task::spawn_blocking(move || {
+            let events = store.read_from(at.next, BATCH_EVENTS_MAX)?;
+            let traces = traces_of(&*store, &events)?;
+            Ok::<_, disputes_store::StoreError>((events, traces))
+        })
+        .await??;
         let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(None);
         };
@@ -267,6 +271,7 @@ impl<S: EventStore + 'static> Publisher<S> {
                 headers.insert(async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID, previous);
             }
             previous = Some(envelope.event_id.as_str());
+            crate::trace::add(&mut headers, &traces[i]);
             let subject = event_subject(&self.prefix, envelope);
             let payload = serde_json::to_vec(envelope).expect("envelopes serialize");
             acks.push(
@@ -294,6 +299,32 @@ impl<S: EventStore + 'static> Publisher<S> {
             next: last + 1,
         }))
     }
+}
+
+/// The trace each event's command was sent with (its record's `meta`); one lookup per command,
+/// as a command's events are consecutive.
+fn traces_of<S: EventStore + ?Sized>(
+    store: &S,
+    events: &[Envelope],
+) -> Result<Vec<Trace>, disputes_store::StoreError> {
+    let mut traces = Vec::with_capacity(events.len());
+    let mut last: Option<(&str, Trace)> = None;
+    for envelope in events {
+        let trace = match (envelope.command_id.as_deref(), &last) {
+            (None, _) => Trace::default(),
+            (Some(id), Some((last_id, trace))) if id == *last_id => trace.clone(),
+            (Some(id), _) => {
+                let trace = store
+                    .command_meta(id)?
+                    .map(|meta| Trace::from_meta(&meta))
+                    .unwrap_or_default();
+                last = Some((id, trace.clone()));
+                trace
+            }
+        };
+        traces.push(trace);
+    }
+    Ok(traces)
 }
 
 pub(crate) fn event_subject(prefix: &str, envelope: &Envelope) -> String {

@@ -445,10 +445,14 @@ impl<S: EventStore + 'static> Endpoints<S> {
         let command_type = token_after(&request.subject, &self.prefix, "cmd");
         tokio::spawn(async move {
             let started = Instant::now();
+            let traced = crate::trace::read(request.headers.as_ref());
             let body = request.payload;
             let ty = command_type.clone();
-            let reply =
-                tokio::task::spawn_blocking(move || handler.handle(&ty, &body, now())).await;
+            let reply = tokio::task::spawn_blocking(move || match traced {
+                Ok(trace) => handler.handle_traced(&ty, &body, &trace, now()),
+                Err(refusal) => Reply::Refused(refusal.into()),
+            })
+            .await;
             let reply = match reply {
                 Ok(reply) => reply,
                 Err(e) => {
