@@ -7,6 +7,7 @@ mod kit;
 mod audit;
 mod auth;
 mod bad_input;
+mod client;
 mod concurrency;
 mod console_browser;
 mod deadlines;

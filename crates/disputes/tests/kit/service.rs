@@ -187,6 +187,14 @@ impl Service {
         }
     }
 
+    /// Sends `signal` (SIGSTOP, SIGCONT…) to the running process.
+    pub(crate) fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("the service runs");
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+    }
+
     /// Waits for the process to exit by itself (e.g. a refused start).
     pub(crate) fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let started = Instant::now();

@@ -1,0 +1,301 @@
+//! The event subscription: `DISPUTE_EVENTS` through a durable JetStream consumer, each envelope
+//! verified, handed over in `seq` order, each event once.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, AckKind};
+use disputes_domain::Event;
+use disputes_envelope::{compute_hash, parse_envelope, Envelope, GENESIS_PREV_HASH};
+use futures::StreamExt;
+
+use crate::client::Client;
+use crate::commands::{CORRELATION_ID_HEADER, TRACEPARENT_HEADER};
+use crate::error::Error;
+
+/// Where a consumer is in the log: the last event it handled, `seq` and `hash`. Store it in the
+/// same transaction as what you did with the event; give it back to [`Subscription::resume_after`]
+/// after a restart, and nothing is handed over twice, nothing skipped, and the chain is checked
+/// across the restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub seq: u64,
+    pub hash: String,
+}
+
+impl Position {
+    /// Before the first event.
+    pub fn start() -> Position {
+        Position {
+            seq: 0,
+            hash: GENESIS_PREV_HASH.to_owned(),
+        }
+    }
+}
+
+/// How to follow the events: the durable consumer's name, and where you are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    durable: String,
+    after: Option<Position>,
+    ack_wait: Duration,
+}
+
+impl Subscription {
+    /// Follows the events through the durable consumer `durable` (created if missing; JetStream
+    /// keeps its acknowledged position across restarts of your service and of ours).
+    pub fn durable(name: &str) -> Subscription {
+        Subscription {
+            durable: name.to_owned(),
+            after: None,
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+
+    /// You have handled every event up to `position`: older ones are acknowledged and skipped,
+    /// and the next one must link to `position.hash`. Without it the first event received is
+    /// trusted as the start (its own hash still checked; at seq 1 its link to 64 zeros too).
+    pub fn resume_after(mut self, position: Position) -> Subscription {
+        self.after = Some(position);
+        self
+    }
+
+    /// How long JetStream waits for an acknowledgement before it delivers an event again (30 s).
+    pub fn ack_wait(mut self, ack_wait: Duration) -> Subscription {
+        self.ack_wait = ack_wait;
+        self
+    }
+}
+
+/// One event handed over: its envelope (hash verified), the domain event it carries, and the
+/// correlation headers it was published with. [`Delivered::ack`] once you have handled it.
+#[derive(Debug)]
+pub struct Delivered {
+    pub envelope: Envelope,
+    pub event: Event,
+    /// The `Disputes-Correlation-Id` of the command that caused it, if it had one.
+    pub correlation_id: Option<String>,
+    /// The W3C `traceparent` of that command, if it had one.
+    pub traceparent: Option<String>,
+    message: jetstream::Message,
+}
+
+impl Delivered {
+    /// Where the consumer is once this event is handled.
+    pub fn position(&self) -> Position {
+        Position {
+            seq: self.envelope.seq,
+            hash: self.envelope.hash.clone(),
+        }
+    }
+
+    /// Tells JetStream this event is handled (waiting for the server's confirmation), so it is
+    /// not delivered again; the next one follows.
+    pub async fn ack(&self) -> Result<(), Error> {
+        self.message.double_ack().await.map_err(Error::nats)
+    }
+}
+
+/// Events in `seq` order, each once, each verified. See [`Client::subscribe`].
+pub struct EventStream {
+    messages: pull::Stream,
+    last: Option<Position>,
+    /// Events received again and dropped (already handed over or before the resume position).
+    duplicates: u64,
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream")
+            .field("last", &self.last)
+            .field("duplicates", &self.duplicates)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Follows `DISPUTE_EVENTS` as `subscription` says. The consumer delivers one event at a time
+    /// (`max_ack_pending` 1), so events come in the log's order even when one is delivered again.
+    pub async fn subscribe(&self, subscription: Subscription) -> Result<EventStream, Error> {
+        let js = jetstream::new(self.nats.clone());
+        let stream = js
+            .get_stream(&self.events_stream)
+            .await
+            .map_err(Error::nats)?;
+        let config = pull::Config {
+            durable_name: Some(subscription.durable.clone()),
+            filter_subject: format!("{}.evt.>", self.prefix),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: subscription.ack_wait,
+            max_ack_pending: 1,
+            ..Default::default()
+        };
+        let consumer = stream
+            .get_or_create_consumer(&subscription.durable, config)
+            .await
+            .map_err(Error::nats)?;
+        let messages = consumer.messages().await.map_err(Error::nats)?;
+        Ok(EventStream {
+            messages,
+            last: subscription.after,
+            duplicates: 0,
+        })
+    }
+}
+
+impl EventStream {
+    /// The next event, waiting for it. An event that does not verify is an error (and is not
+    /// acknowledged: it stays in the consumer for whoever looks into it).
+    pub async fn next(&mut self) -> Result<Delivered, Error> {
+        loop {
+            let message = match self.messages.next().await {
+                Some(Ok(message)) => message,
+                Some(Err(e)) => return Err(Error::nats(e)),
+                None => return Err(Error::Nats("the consumer's message stream ended".into())),
+            };
+            let envelope = parse_envelope(&message.payload)
+                .map_err(|reason| Error::Verification { seq: 0, reason })?;
+            if let Some(last) = &self.last {
+                if envelope.seq <= last.seq {
+                    // Handed over before (or before the resume position): acknowledge, skip.
+                    self.duplicates += 1;
+                    message.ack_with(AckKind::Ack).await.map_err(Error::nats)?;
+                    continue;
+                }
+            }
+            verify(self.last.as_ref(), &envelope)?;
+            let event = Event::decode(&envelope.event_type, &envelope.data).map_err(|e| {
+                Error::Verification {
+                    seq: envelope.seq,
+                    reason: format!("not a {} event: {e}", envelope.event_type),
+                }
+            })?;
+            let header = |name: &str| {
+                message
+                    .headers
+                    .as_ref()
+                    .and_then(|h| h.get(name))
+                    .map(|v| v.as_str().to_owned())
+            };
+            let (correlation_id, traceparent) =
+                (header(CORRELATION_ID_HEADER), header(TRACEPARENT_HEADER));
+            self.last = Some(Position {
+                seq: envelope.seq,
+                hash: envelope.hash.clone(),
+            });
+            return Ok(Delivered {
+                envelope,
+                event,
+                correlation_id,
+                traceparent,
+                message,
+            });
+        }
+    }
+
+    /// The last event handed over, or the resume position.
+    pub fn position(&self) -> Option<&Position> {
+        self.last.as_ref()
+    }
+
+    /// How many events were received again and dropped.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicates
+    }
+}
+
+/// `envelope`'s own hash, and its place right after `last` (the seq after it, linked to its hash).
+fn verify(last: Option<&Position>, envelope: &Envelope) -> Result<(), Error> {
+    let fail = |reason: String| Error::Verification {
+        seq: envelope.seq,
+        reason,
+    };
+    let hash = compute_hash(&envelope.prev_hash, envelope);
+    if hash != envelope.hash {
+        return Err(fail(format!(
+            "its hash is {}, recomputed {hash}: changed after it was written",
+            envelope.hash
+        )));
+    }
+    let last = match last {
+        Some(last) => last.clone(),
+        None if envelope.seq == 1 => Position::start(),
+        None => return Ok(()),
+    };
+    if envelope.seq != last.seq + 1 {
+        return Err(fail(format!(
+            "seq {} follows seq {}: events are missing",
+            envelope.seq, last.seq
+        )));
+    }
+    if envelope.prev_hash != last.hash {
+        return Err(fail(format!(
+            "its prev_hash {} is not seq {}'s hash {}",
+            envelope.prev_hash, last.seq, last.hash
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use disputes_envelope::ActorRef;
+    use serde_json::json;
+
+    fn event(seq: u64, prev_hash: &str) -> Envelope {
+        let mut e = Envelope {
+            event_id: format!("e-{seq}"),
+            seq,
+            dispute_id: "d-1".into(),
+            version: seq,
+            event_type: "MessagePosted".into(),
+            occurred_at: "2026-11-27T08:00:00Z".parse().unwrap(),
+            command_id: Some(format!("c-{seq}")),
+            actor: ActorRef {
+                role: "buyer".into(),
+                id: "b-1".into(),
+            },
+            data: json!({"text": "hi", "attachments": []}),
+            prev_hash: prev_hash.to_owned(),
+            hash: String::new(),
+        };
+        e.hash = compute_hash(prev_hash, &e);
+        e
+    }
+
+    #[test]
+    fn an_event_must_link_to_the_one_handed_over_before_it() {
+        let first = event(1, GENESIS_PREV_HASH);
+        assert_eq!(verify(None, &first), Ok(()));
+        let at = Position {
+            seq: 1,
+            hash: first.hash.clone(),
+        };
+        assert_eq!(verify(Some(&at), &event(2, &first.hash)), Ok(()));
+        let unlinked = event(2, &"ab".repeat(32));
+        assert!(verify(Some(&at), &unlinked)
+            .unwrap_err()
+            .to_string()
+            .contains("prev_hash"));
+        assert!(verify(Some(&at), &event(3, &first.hash))
+            .unwrap_err()
+            .to_string()
+            .contains("missing"));
+    }
+
+    #[test]
+    fn a_changed_event_does_not_verify() {
+        let mut first = event(1, GENESIS_PREV_HASH);
+        first.data = json!({"text": "changed", "attachments": []});
+        assert!(verify(None, &first)
+            .unwrap_err()
+            .to_string()
+            .contains("changed after"));
+    }
+
+    #[test]
+    fn the_first_event_of_the_log_links_to_64_zeros() {
+        let forged = event(1, &"11".repeat(32));
+        assert!(verify(None, &forged).is_err());
+    }
+}
