@@ -541,8 +541,8 @@ pub(crate) fn decode(envelope: &Envelope) -> Event {
 }
 
 /// The domain event an envelope holds, read from its `type` and `data` in place (no copy of the data).
-pub(crate) fn try_decode(envelope: &Envelope) -> Result<Event, serde_json::Error> {
-    Event::decode(&envelope.event_type, &envelope.data)
+pub(crate) fn try_decode(envelope: &Envelope) -> Result<Event, disputes_domain::DecodeError> {
+    Event::decode_revision(&envelope.event_type, envelope.revision(), &envelope.data)
 }
 
 fn new_event(

@@ -25,6 +25,7 @@ mod state;
 mod status;
 mod terms;
 pub mod time;
+mod upcast;
 mod vocab;
 mod wire;
 
@@ -43,6 +44,7 @@ pub use rules::{allows, permits, senders};
 pub use state::{ActiveDeadline, Dispute, Resolution, State};
 pub use status::{DeadlineKind, OnExpiry, ResolutionBasis, Stage, Status};
 pub use terms::{Proposal, ProposalTerms, RulingTerms, Settlement, Solution};
+pub use upcast::{DecodeError, UpcastError, Upcaster, Upcasters};
 pub use vocab::{EscalationCause, Reason, ResponsibleParty, ReturnProblem};
 pub use wire::{
     parse_command, parse_command_value, public_command_type, read_body, read_json, Limits,

@@ -47,6 +47,18 @@ pub struct Envelope {
     pub data: Value,
     pub prev_hash: String,
     pub hash: String,
+    /// The revision of this event type's `data` shape; absent means 1 (`docs/protocol.md`, "Event
+    /// revisions"). Every event written today is revision 1, so none carries the field; a reader
+    /// still accepts it (and the hash covers it), so a later revision breaks no reader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
+}
+
+impl Envelope {
+    /// The revision of `data`'s shape: the `revision` field, or 1 without one.
+    pub fn revision(&self) -> u32 {
+        self.revision.unwrap_or(1)
+    }
 }
 
 mod rfc3339 {
@@ -113,7 +125,7 @@ enum Hash {
 /// only splices in two integers and two hex strings and hashes.
 ///
 /// Canonical key order: `actor`, `command_id`, `data`, `dispute_id`, `event_id`, [`hash`],
-/// `occurred_at`, `prev_hash`, `seq`, `type`, `version`.
+/// `occurred_at`, `prev_hash`, [`revision`], `seq`, `type`, `version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Draft {
     /// `{"actor":…,"command_id":…,"data":…,"dispute_id":…,"event_id":…`
@@ -122,6 +134,8 @@ pub struct Draft {
     occurred_at: Vec<u8>,
     /// `,"type":"…"`
     event_type: Vec<u8>,
+    /// `,"revision":N`, or nothing (revision 1)
+    revision: Vec<u8>,
 }
 
 impl Draft {
@@ -143,6 +157,8 @@ impl Draft {
             event_id,
             occurred_at,
             event_type,
+            // The store writes every event at revision 1, which has no field.
+            revision: None,
         };
         Draft::of(&parts)
     }
@@ -161,6 +177,7 @@ impl Draft {
             data: _,
             prev_hash: _,
             hash: _,
+            revision,
         } = envelope;
         Draft::of(&Parts {
             actor,
@@ -170,6 +187,7 @@ impl Draft {
             event_id,
             occurred_at,
             event_type,
+            revision: *revision,
         })
     }
 
@@ -194,10 +212,15 @@ impl Draft {
         );
         let mut event_type = Vec::with_capacity(parts.event_type.len() + 12);
         text(&mut event_type, b",\"type\":", parts.event_type);
+        let revision = parts
+            .revision
+            .map(|r| format!(",\"revision\":{r}").into_bytes())
+            .unwrap_or_default();
         Draft {
             head,
             occurred_at,
             event_type,
+            revision,
         }
     }
 
@@ -206,6 +229,7 @@ impl Draft {
         let mut tail = Vec::with_capacity(self.occurred_at.len() + self.event_type.len() + 128);
         tail.extend_from_slice(&self.occurred_at);
         text(&mut tail, b",\"prev_hash\":", prev_hash);
+        tail.extend_from_slice(&self.revision);
         tail.extend_from_slice(format!(",\"seq\":{seq}").as_bytes());
         tail.extend_from_slice(&self.event_type);
         tail.extend_from_slice(format!(",\"version\":{version}}}").as_bytes());
@@ -252,6 +276,7 @@ impl Draft {
             data: back.data.clone(),
             prev_hash: GENESIS_PREV_HASH.to_owned(),
             hash: GENESIS_PREV_HASH.to_owned(),
+            revision: None,
         };
         assert!(
             back == expected && back.data == event.data,
@@ -284,6 +309,7 @@ struct Parts<'a> {
     data: &'a [u8],
     dispute_id: &'a str,
     event_id: &'a str,
+    revision: Option<u32>,
     occurred_at: &'a DateTime<Utc>,
     event_type: &'a str,
 }
@@ -347,6 +373,7 @@ mod tests {
             data: json!({"b": [1, {"d": 2, "c": 3}], "a": "x"}),
             prev_hash: GENESIS_PREV_HASH.into(),
             hash: String::new(),
+            revision: None,
         }
     }
 

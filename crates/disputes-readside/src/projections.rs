@@ -580,12 +580,14 @@ impl<'a> Work<'a> {
     }
 
     fn apply(&mut self, envelope: &Envelope) -> Result<(), ProjectionError> {
-        let event = Event::decode(&envelope.event_type, &envelope.data).unwrap_or_else(|e| {
-            panic!(
-                "stored event seq {} ({}) does not decode: {e}",
-                envelope.seq, envelope.event_type
-            )
-        });
+        let event =
+            Event::decode_revision(&envelope.event_type, envelope.revision(), &envelope.data)
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "stored event seq {} ({}) does not decode: {e}",
+                        envelope.seq, envelope.event_type
+                    )
+                });
         let before = match self.records.remove(&envelope.dispute_id) {
             Some(record) => Some(record),
             None => get_json(self.tree, &view_key(&envelope.dispute_id))?,

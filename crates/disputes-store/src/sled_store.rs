@@ -213,6 +213,7 @@ fn envelopes(
             data: event.data,
             prev_hash: seal.prev_hash,
             hash: seal.hash,
+            revision: None,
         })
         .collect()
 }

@@ -69,6 +69,7 @@ mod tests {
             data: json!({"b": [1, {"d": 2, "c": 3}], "a": "x"}),
             prev_hash: GENESIS_PREV_HASH.into(),
             hash: String::new(),
+            revision: None,
         }
     }
 

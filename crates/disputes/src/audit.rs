@@ -319,7 +319,7 @@ pub async fn state_at(
             if e.occurred_at > at {
                 return Ok(());
             }
-            let event = Event::decode(&e.event_type, &e.data)
+            let event = Event::decode_revision(&e.event_type, e.revision(), &e.data)
                 .with_context(|| format!("seq {}: {} does not decode", e.seq, e.event_type))?;
             let r = record.get_or_insert_with(|| Record {
                 dispute_id: e.dispute_id.clone(),
@@ -394,7 +394,7 @@ impl Verifier {
     pub fn check(&mut self, e: &Envelope) -> Result<(), String> {
         let mut chain = self.chain.clone();
         chain.check(e)?;
-        Event::decode(&e.event_type, &e.data)
+        Event::decode_revision(&e.event_type, e.revision(), &e.data)
             .map_err(|err| format!("{} does not decode: {err}", e.event_type))?;
         let d = self.disputes.entry(e.dispute_id.clone()).or_default();
         if let Some(resolved_at) = d.resolved_at {
@@ -599,6 +599,7 @@ mod tests {
                 data: data.clone(),
                 prev_hash: prev_hash.clone(),
                 hash: String::new(),
+                revision: None,
             };
             e.hash = compute_hash(&e.prev_hash, &e);
             prev_hash = e.hash.clone();

@@ -26,6 +26,7 @@ fn protocol_example() -> Envelope {
         }),
         prev_hash: "ab".repeat(32),
         hash: "ignored by the hash".into(),
+        revision: None,
     }
 }
 
