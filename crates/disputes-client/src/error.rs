@@ -22,9 +22,14 @@ pub enum Error {
     /// The service answered something that is not the contract (`docs/protocol.md`).
     #[error("not the contract: {0}")]
     Protocol(String),
-    /// An event does not verify: its hash, its link to the event before it, or its order.
+    /// An event does not verify: its hash, its link to the event before it, or its order (events
+    /// missing). The history was changed or lost: alert, do not skip it.
     #[error("event seq {seq} does not verify: {reason}")]
     Verification { seq: u64, reason: String },
+    /// A message this build cannot read: not an envelope, or an event of a type or revision it
+    /// does not know (a newer service: upgrade the reader).
+    #[error("event {} unreadable: {reason}", seq.map_or("?".to_owned(), |s| format!("seq {s}")))]
+    Unreadable { seq: Option<u64>, reason: String },
 }
 
 impl Error {

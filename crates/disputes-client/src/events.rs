@@ -16,13 +16,27 @@ use crate::error::Error;
 /// same transaction as what you did with the event; give it back to [`Subscription::resume_after`]
 /// after a restart, and nothing is handed over twice, nothing skipped, and the chain is checked
 /// across the restart.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Position {
     pub seq: u64,
     pub hash: String,
 }
 
 impl Position {
+    /// After the event at `seq` whose hash is `hash` (64 lowercase hex digits).
+    pub fn new(seq: u64, hash: &str) -> Result<Position, Error> {
+        if !disputes_envelope::is_hash(hash) {
+            return Err(Error::Unreadable {
+                seq: Some(seq),
+                reason: format!("{hash:?} is not a hash (64 lowercase hex digits)"),
+            });
+        }
+        Ok(Position {
+            seq,
+            hash: hash.to_owned(),
+        })
+    }
+
     /// Before the first event.
     pub fn start() -> Position {
         Position {
@@ -67,7 +81,7 @@ impl Subscription {
 }
 
 /// One event handed over: its envelope (hash verified), the domain event it carries, and the
-/// correlation headers it was published with. [`Delivered::ack`] once you have handled it.
+/// correlation headers it was published with. [`EventStream::ack`] it once you have handled it.
 #[derive(Debug)]
 pub struct Delivered {
     pub envelope: Envelope,
@@ -87,17 +101,12 @@ impl Delivered {
             hash: self.envelope.hash.clone(),
         }
     }
-
-    /// Tells JetStream this event is handled (waiting for the server's confirmation), so it is
-    /// not delivered again; the next one follows.
-    pub async fn ack(&self) -> Result<(), Error> {
-        self.message.double_ack().await.map_err(Error::nats)
-    }
 }
 
 /// Events in `seq` order, each once, each verified. See [`Client::subscribe`].
 pub struct EventStream {
     messages: pull::Stream,
+    /// The last event acknowledged (or the resume position): where the stream is.
     last: Option<Position>,
     /// Events received again and dropped (already handed over or before the resume position).
     duplicates: u64,
@@ -129,10 +138,11 @@ impl Client {
             max_ack_pending: 1,
             ..Default::default()
         };
-        let consumer = stream
-            .get_or_create_consumer(&subscription.durable, config)
+        let consumer: jetstream::consumer::Consumer<pull::Config> = stream
+            .get_or_create_consumer(&subscription.durable, config.clone())
             .await
             .map_err(Error::nats)?;
+        check_consumer(&consumer.cached_info().config, &config)?;
         let messages = consumer.messages().await.map_err(Error::nats)?;
         Ok(EventStream {
             messages,
@@ -144,31 +154,36 @@ impl Client {
 
 impl EventStream {
     /// The next event, waiting for it. An event that does not verify is an error (and is not
-    /// acknowledged: it stays in the consumer for whoever looks into it).
+    /// acknowledged: it stays in the consumer for whoever looks into it). A missed heartbeat
+    /// (NATS briefly away) is waited out, not returned.
     pub async fn next(&mut self) -> Result<Delivered, Error> {
         loop {
             let message = match self.messages.next().await {
                 Some(Ok(message)) => message,
+                Some(Err(e)) if e.kind() == pull::MessagesErrorKind::MissingHeartbeat => {
+                    tracing::debug!(error = %e, "waiting for the consumer's messages");
+                    continue;
+                }
                 Some(Err(e)) => return Err(Error::nats(e)),
                 None => return Err(Error::Nats("the consumer's message stream ended".into())),
             };
             let envelope = parse_envelope(&message.payload)
-                .map_err(|reason| Error::Verification { seq: 0, reason })?;
+                .map_err(|reason| Error::Unreadable { seq: None, reason })?;
             if let Some(last) = &self.last {
                 if envelope.seq <= last.seq {
-                    // Handed over before (or before the resume position): acknowledge, skip.
+                    // Handled before (or before the resume position): acknowledge, skip.
                     self.duplicates += 1;
                     message.ack_with(AckKind::Ack).await.map_err(Error::nats)?;
                     continue;
                 }
             }
             verify(self.last.as_ref(), &envelope)?;
-            let event = Event::decode(&envelope.event_type, &envelope.data).map_err(|e| {
-                Error::Verification {
-                    seq: envelope.seq,
-                    reason: format!("not a {} event: {e}", envelope.event_type),
-                }
-            })?;
+            let event =
+                Event::decode_revision(&envelope.event_type, envelope.revision(), &envelope.data)
+                    .map_err(|e| Error::Unreadable {
+                    seq: Some(envelope.seq),
+                    reason: e.to_string(),
+                })?;
             let header = |name: &str| {
                 message
                     .headers
@@ -178,10 +193,6 @@ impl EventStream {
             };
             let (correlation_id, traceparent) =
                 (header(CORRELATION_ID_HEADER), header(TRACEPARENT_HEADER));
-            self.last = Some(Position {
-                seq: envelope.seq,
-                hash: envelope.hash.clone(),
-            });
             return Ok(Delivered {
                 envelope,
                 event,
@@ -192,7 +203,26 @@ impl EventStream {
         }
     }
 
-    /// The last event handed over, or the resume position.
+    /// Tells JetStream `delivered` is handled (waiting for the server's confirmation) and moves
+    /// the stream past it: the next event follows. Until then the stream has not moved: an event
+    /// you could not handle (your transaction failed) comes again, after [`Subscription::ack_wait`]
+    /// or at once with [`EventStream::retry`].
+    pub async fn ack(&mut self, delivered: &Delivered) -> Result<(), Error> {
+        delivered.message.double_ack().await.map_err(Error::nats)?;
+        self.last = Some(delivered.position());
+        Ok(())
+    }
+
+    /// Asks JetStream to deliver `delivered` again after `delay`, without moving the stream.
+    pub async fn retry(&mut self, delivered: &Delivered, delay: Duration) -> Result<(), Error> {
+        delivered
+            .message
+            .ack_with(AckKind::Nak(Some(delay)))
+            .await
+            .map_err(Error::nats)
+    }
+
+    /// The last event acknowledged, or the resume position.
     pub fn position(&self) -> Option<&Position> {
         self.last.as_ref()
     }
@@ -201,6 +231,31 @@ impl EventStream {
     pub fn duplicates(&self) -> u64 {
         self.duplicates
     }
+}
+
+/// An existing consumer of that name must deliver as this stream needs: every event, explicit
+/// acknowledgements, one at a time, no delivery limit.
+fn check_consumer(found: &jetstream::consumer::Config, wanted: &pull::Config) -> Result<(), Error> {
+    let fine = found.deliver_policy == jetstream::consumer::DeliverPolicy::All
+        && found.ack_policy == wanted.ack_policy
+        && found.max_ack_pending == wanted.max_ack_pending
+        && found.filter_subject == wanted.filter_subject
+        && found.max_deliver <= 0;
+    if fine {
+        return Ok(());
+    }
+    Err(Error::Protocol(format!(
+        "the consumer {:?} exists with other settings (deliver {:?}, ack {:?}, max_ack_pending {}, \
+         filter {:?}, max_deliver {}): it needs deliver all, ack explicit, max_ack_pending 1, \
+         filter {:?}, no max_deliver; delete it or use another name",
+        found.durable_name.as_deref().unwrap_or_default(),
+        found.deliver_policy,
+        found.ack_policy,
+        found.max_ack_pending,
+        found.filter_subject,
+        found.max_deliver,
+        wanted.filter_subject,
+    )))
 }
 
 /// `envelope`'s own hash, and its place right after `last` (the seq after it, linked to its hash).
@@ -258,6 +313,7 @@ mod tests {
             data: json!({"text": "hi", "attachments": []}),
             prev_hash: prev_hash.to_owned(),
             hash: String::new(),
+            revision: None,
         };
         e.hash = compute_hash(prev_hash, &e);
         e

@@ -115,6 +115,11 @@ impl Client {
     pub async fn get(&self, dispute_id: &DisputeId) -> Result<Option<DisputeView>, Error> {
         self.reads().get(dispute_id).await
     }
+
+    /// [`Reads::history`]: a dispute's whole history (it comes from the log, never behind).
+    pub async fn history(&self, dispute_id: &DisputeId) -> Result<Vec<Envelope>, Error> {
+        self.reads().history(dispute_id).await
+    }
 }
 
 impl Reads<'_> {

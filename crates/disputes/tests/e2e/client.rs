@@ -413,7 +413,7 @@ async fn drain(
         if let Event::DisputeResolved { .. } = delivered.event {
             *resolved.entry(envelope.dispute_id.clone()).or_default() += 1;
         }
-        delivered.ack().await.expect("ack");
+        stream.ack(&delivered).await.expect("ack");
         if envelope.seq >= until_seq {
             return delivered.position();
         }
@@ -457,7 +457,7 @@ async fn the_events_of_a_command_keep_its_correlation_id_and_traceparent() {
             .await
             .expect("an event within 20 s")
             .expect("verified");
-        delivered.ack().await.unwrap();
+        stream.ack(&delivered).await.unwrap();
         let command = delivered.envelope.command_id.clone();
         by_seq.insert(
             delivered.envelope.seq,
@@ -478,4 +478,50 @@ async fn the_events_of_a_command_keep_its_correlation_id_and_traceparent() {
         accepted.seq,
         "nothing appended by the refused command"
     );
+}
+
+/// An event the consumer could not handle (not acknowledged) comes again and is handed over again;
+/// a consumer of that name with settings that would lose the order is refused, not used.
+#[tokio::test]
+async fn an_unacknowledged_event_comes_again_and_a_misconfigured_consumer_is_refused() {
+    let nats = NatsServer::start();
+    let mut service = Service::start(&nats.url(), "");
+    service
+        .wait_ready(&kit::Client::connect(&nats.url()).await)
+        .await;
+    let connection = async_nats::connect(nats.url()).await.unwrap();
+    let client = Client::new(connection.clone());
+    let last = run_disputes(&client, 1).await;
+    assert!(last >= 2);
+    let mut stream = client
+        .subscribe(Subscription::durable("retrying"))
+        .await
+        .unwrap();
+    let first = stream.next().await.expect("seq 1");
+    assert_eq!(first.envelope.seq, 1);
+    // The caller's transaction failed: it asks for the event again instead of acknowledging.
+    stream.retry(&first, Duration::ZERO).await.unwrap();
+    let again = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("delivered again")
+        .unwrap();
+    assert_eq!(again.envelope.event_id, first.envelope.event_id);
+    stream.ack(&again).await.unwrap();
+    let second = stream.next().await.unwrap();
+    assert_eq!(second.envelope.seq, 2);
+    assert_eq!(stream.duplicates(), 0);
+    // Someone made a consumer of another name with room for reordering.
+    let js = async_nats::jetstream::new(connection);
+    let events = js.get_stream("DISPUTE_EVENTS").await.unwrap();
+    events
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            durable_name: Some("loose".into()),
+            max_ack_pending: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let refused = client.subscribe(Subscription::durable("loose")).await;
+    let error = refused.expect_err("a consumer that may reorder is refused");
+    assert!(error.to_string().contains("max_ack_pending"), "{error}");
 }
