@@ -8,7 +8,8 @@
 //  3. the hash chain of every envelope in those examples (docs/protocol.md, "The hash");
 //  4. the JSON examples of docs/protocol.md and docs/actor-tokens.md, taken from the pages;
 //  5. that docs/asyncapi.yaml names every command, query and event type the schemas know, and that
-//     each request-reply operation replies on its reply channel, in the queue group `disputes`.
+//     each request-reply operation replies on its reply channel, in the queue group `disputes`
+//     (the services API's, on `$SRV.…`, in none).
 // Usage: node tools/asyncapi/check-schemas.mjs [REPO_ROOT]. Ends with "N passed, N failed".
 
 import { createHash } from 'node:crypto';
@@ -297,7 +298,8 @@ else fail('commands', `${cmdChannels.length} command channels and ${commandNames
 if (queryChannels.length === 5) ok();
 else fail('queries', `${queryChannels.length} query channels; the contract has 5`);
 // Request-reply operations (the CLI checks an operation's messages against its channel, not those
-// of its reply): the reply's messages are the reply channel's, the queue group is `disputes`.
+// of its reply): the reply's messages are the reply channel's, the queue group is `disputes`, but
+// for the services API (`$SRV.…`), which every running instance answers (no queue group).
 function deref(node) {
   const ref = node?.$ref;
   if (typeof ref !== 'string' || !ref.startsWith('#/')) return node;
@@ -310,7 +312,11 @@ for (const [id, operation] of Object.entries(doc.operations ?? {})) {
   const foreign = (reply?.messages ?? []).map((m) => m.$ref).filter((r) => !r?.startsWith(`${channel}/messages/`));
   if (!channel || foreign.length) fail(`docs/asyncapi.yaml operations.${id}.reply`, `messages not in ${channel}: ${foreign.join(', ')}`);
   else ok();
-  if (deref(operation.bindings)?.nats?.queue === 'disputes') ok();
+  const queue = deref(operation.bindings)?.nats?.queue;
+  if (String(deref(operation.channel)?.address).startsWith('$SRV.')) {
+    if (queue === undefined) ok();
+    else fail(`docs/asyncapi.yaml operations.${id}`, 'a services API operation in a queue group (every instance answers $SRV)');
+  } else if (queue === 'disputes') ok();
   else fail(`docs/asyncapi.yaml operations.${id}`, 'a request-reply operation without the NATS queue group `disputes`');
 }
 const typeParameter = doc.components?.parameters?.event_type?.enum;

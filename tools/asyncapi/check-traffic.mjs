@@ -6,7 +6,8 @@
 //  - a request: `command-<type>` or `query-<name>`, when the service accepted it or refused it
 //    for a reason that is not its shape (a test sends malformed requests on purpose; and a role the
 //    command never takes is `forbidden`, which the schema already excludes);
-//  - an event on `<prefix>.evt.<dispute_id>.<type>`: `envelope`.
+//  - an event on `<prefix>.evt.<dispute_id>.<type>`: `envelope`, its headers `event-headers`;
+//  - a refusal's headers: `refusal-headers`, both present; an accepted reply has no error header.
 // Fails when any is invalid, or when some command type, query or the envelope was never seen (the
 // check must not pass on no traffic).
 // Usage: node tools/asyncapi/check-traffic.mjs TRAFFIC_DIR [REPO_ROOT]
@@ -73,14 +74,19 @@ for (const file of readdirSync(trafficDir).filter((f) => f.endsWith('.ndjson')))
   for (const line of readFileSync(join(trafficDir, file), 'utf8').split('\n')) {
     if (!line) continue;
     lines += 1;
-    const { subject, request, message } = JSON.parse(line);
+    const { subject, request, message, headers } = JSON.parse(line);
     // `<prefix>.cmd.<type>`, `<prefix>.query.<name>`, `<prefix>.evt.<dispute_id>.<type>` (ids hold
     // no dots; the prefix may).
     const tokens = subject.split('.');
     const where = `${file}:${subject}`;
     const reply = parse(message);
     if (request === undefined) {
-      if (tokens[tokens.length - 3] === 'evt') check('envelope', reply, where);
+      if (tokens[tokens.length - 3] === 'evt') {
+        check('envelope', reply, where);
+        // A message without headers was not published by the service (a test repeats an event on
+        // the stream on purpose, as an intruder would); the service's always carry Nats-Msg-Id.
+        if (headers) check('event-headers', headers, `${where} headers`);
+      }
       continue;
     }
     const kind = tokens[tokens.length - 2];
@@ -93,8 +99,14 @@ for (const file of readdirSync(trafficDir).filter((f) => f.endsWith('.ndjson')))
     const known = validators.has(kind === 'cmd' ? `command-${name}` : `query-${name}`);
     if (reply.ok === true) {
       check(kind === 'cmd' ? 'command-accepted' : `query-${name}-reply`, reply, `${where} reply`);
+      if (headers && ('Nats-Service-Error' in headers || 'Nats-Service-Error-Code' in headers)) {
+        failures.push(`${where}: an accepted reply with a service error header: ${JSON.stringify(headers)}`);
+      }
     } else {
       check('refusal', reply, `${where} reply`);
+      const both = headers && 'Nats-Service-Error' in headers && 'Nats-Service-Error-Code' in headers;
+      if (!both) failures.push(`${where}: a refusal without its Nats-Service-Error headers: ${JSON.stringify(headers ?? {})}`);
+      else check('refusal-headers', headers, `${where} reply headers`);
     }
     const body = parse(request);
     const code = reply.ok === true ? 'ok' : reply.error?.code;
@@ -111,7 +123,7 @@ for (const file of readdirSync(trafficDir).filter((f) => f.endsWith('.ndjson')))
 const expected = [...validators.keys()].filter(
   (n) => (n.startsWith('command-') && n !== 'command-accepted') || (n.startsWith('query-') && !n.endsWith('-reply')),
 );
-expected.push('envelope', 'command-accepted', 'refusal');
+expected.push('envelope', 'command-accepted', 'refusal', 'event-headers', 'refusal-headers');
 for (const name of ['get', 'list', 'history', 'deadlines', 'stats']) expected.push(`query-${name}-reply`);
 const unseen = expected.filter((n) => !seen.has(n));
 

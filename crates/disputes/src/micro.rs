@@ -276,8 +276,8 @@ fn endpoint(group: Group, name: &str, prefix: &str) -> Endpoint {
     metadata.insert("group".to_owned(), group.as_str().to_owned());
     metadata.insert("contract".to_owned(), CONTRACT_VERSION.to_owned());
     let schema = match group {
-        Group::Cmd => format!("docs/schemas/commands/{name}.json"),
-        Group::Query => format!("docs/schemas/queries/{name}.json"),
+        Group::Cmd => format!("docs/schemas/command-{name}.json"),
+        Group::Query => format!("docs/schemas/query-{name}.json"),
     };
     metadata.insert("schema".to_owned(), schema);
     Endpoint {
@@ -346,6 +346,17 @@ mod tests {
         assert_eq!(by_name("cmd_other")["num_requests"], 1);
         assert_eq!(by_name("get")["num_requests"], 1);
         assert_eq!(by_name("open")["num_requests"], 0);
+    }
+
+    #[test]
+    fn the_schema_each_endpoint_names_exists() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let info = micro().info();
+        for endpoint in info["endpoints"].as_array().unwrap() {
+            if let Some(schema) = endpoint["metadata"]["schema"].as_str() {
+                assert!(root.join(schema).is_file(), "{schema} is missing");
+            }
+        }
     }
 
     #[test]

@@ -52,7 +52,12 @@ impl Client {
             .request(subject.clone(), body.clone())
             .await
             .unwrap_or_else(|e| panic!("request {subject}: {e}"));
-        record(&subject, Some(&body), &reply.payload);
+        record(
+            &subject,
+            Some(&body),
+            &reply.payload,
+            reply.headers.as_ref(),
+        );
         serde_json::from_slice(&reply.payload).expect("replies are JSON")
     }
 
@@ -69,7 +74,12 @@ impl Client {
             .request(subject.clone(), body.clone().into())
             .await
             .unwrap_or_else(|e| panic!("request {subject}: {e}"));
-        record(&subject, Some(&body), &reply.payload);
+        record(
+            &subject,
+            Some(&body),
+            &reply.payload,
+            reply.headers.as_ref(),
+        );
         serde_json::from_slice(&reply.payload).expect("answers are JSON")
     }
 
@@ -122,7 +132,12 @@ impl Client {
                 .expect("stream events arrive")
                 .expect("stream open")
                 .expect("message");
-            record(&message.subject, None, &message.payload);
+            record(
+                &message.subject,
+                None,
+                &message.payload,
+                message.headers.as_ref(),
+            );
             out.push(serde_json::from_slice(&message.payload).expect("envelopes are JSON"));
         }
         out
@@ -131,9 +146,15 @@ impl Client {
 
 /// With `DISPUTES_TRAFFIC_DIR` set (`./x test` sets it), every request and reply this client sends
 /// and receives, and every event it reads from the stream, is appended to a file there, one JSON
-/// object a line (`subject`, `request` (absent for an event), `message`: the bytes as text), for
+/// object a line (`subject`, `request` (absent for an event), `message`: the bytes as text,
+/// `headers`: the message's NATS headers, name to first value, absent when it has none), for
 /// `tools/asyncapi/check-traffic.mjs` to validate against `docs/schemas/`.
-fn record(subject: &str, request: Option<&[u8]>, message: &[u8]) {
+fn record(
+    subject: &str,
+    request: Option<&[u8]>,
+    message: &[u8],
+    headers: Option<&async_nats::HeaderMap>,
+) {
     static FILE: OnceLock<Option<Mutex<std::fs::File>>> = OnceLock::new();
     let file = FILE.get_or_init(|| {
         let dir = std::path::PathBuf::from(std::env::var_os("DISPUTES_TRAFFIC_DIR")?);
@@ -153,6 +174,16 @@ fn record(subject: &str, request: Option<&[u8]>, message: &[u8]) {
     });
     if let Some(request) = request {
         line["request"] = json!(String::from_utf8_lossy(request));
+    }
+    if let Some(headers) = headers {
+        let headers: serde_json::Map<String, Value> = headers
+            .iter()
+            .filter_map(|(name, values)| {
+                let value = values.first()?;
+                Some((name.to_string(), json!(value.as_str())))
+            })
+            .collect();
+        line["headers"] = Value::Object(headers);
     }
     let mut file = file.lock().unwrap_or_else(|e| e.into_inner());
     writeln!(file, "{line}").expect("record traffic");
