@@ -1,77 +1,84 @@
 //! Walks one dispute through a few commands against a running `disputes serve`
-//! (`./x serve` in another terminal), printing each reply.
+//! (`./x serve` in another terminal), printing each reply, through `disputes-client`.
 //!
 //! `./x demo`, or `disputes-demo [nats://127.0.0.1:4333]` (a binary of the `disputes` package, so
 //! the release build `./x serve` made already has it).
 
-use serde_json::{json, Value};
+use disputes_client::{Client, Outgoing};
+use disputes_domain::{
+    Actor, Amount, Command, Currency, DisputeId, Money, Open, OrderId, PartyId, ProposalTerms,
+    Reason, ResponsibleParty, Role, RulingTerms,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let url = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "nats://127.0.0.1:4333".into());
-    let client = async_nats::connect(&url).await?;
+    let client = Client::connect(&url).await?;
     let run = std::process::id();
-    let dispute = format!("d-demo-{run}");
-    let (buyer, seller) = (format!("b-{run}"), format!("s-{run}"));
+    let id = |text: String| PartyId::parse(&text).map_err(|e| anyhow::anyhow!("{e}"));
+    let dispute = DisputeId::parse(&format!("d-demo-{run}")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let buyer = Actor::new(Role::Buyer, id(format!("b-{run}"))?);
+    let seller = Actor::new(Role::Seller, id(format!("s-{run}"))?);
+    let mediator = Actor::new(Role::Mediator, id("m-1".into())?);
+    let money = |minor| Amount::new(minor).map_err(|e| anyhow::anyhow!("{e}"));
+    let open = Open {
+        order_id: OrderId::parse(&format!("o-demo-{run}")).map_err(|e| anyhow::anyhow!("{e}"))?,
+        seller_id: seller.id.clone(),
+        reason: Reason::NotReceived,
+        order_amount: Money::new(
+            money(12_999)?,
+            Currency::parse("USD").map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+        proposal: ProposalTerms::FullRefund,
+        description: None,
+    };
     let steps = [
+        (buyer.clone(), Command::Open(open)),
         (
-            "open",
-            json!({"role": "buyer", "id": buyer}),
-            json!({
-            "order_id": format!("o-demo-{run}"), "seller_id": seller, "reason": "not_received",
-            "order_amount": {"amount": 12999, "currency": "USD"}, "proposal": {"solution": "full_refund"}}),
+            seller.clone(),
+            Command::CounterPropose {
+                proposal: ProposalTerms::PartialRefund(money(5_000)?),
+            },
         ),
         (
-            "counter_propose",
-            json!({"role": "seller", "id": seller}),
-            json!({"proposal": {"solution": "partial_refund", "amount": 5000}}),
+            buyer,
+            Command::RejectProposal {
+                reason: Some("I want it all back".into()),
+            },
         ),
         (
-            "reject_proposal",
-            json!({"role": "buyer", "id": buyer}),
-            json!({"reason": "I want it all back"}),
+            seller,
+            Command::SubmitShippingProof {
+                carrier: "DHL".into(),
+                tracking_number: "JD014600003828".into(),
+            },
         ),
         (
-            "submit_shipping_proof",
-            json!({"role": "seller", "id": seller}),
-            json!({"carrier": "DHL", "tracking_number": "JD014600003828"}),
-        ),
-        (
-            "rule",
-            json!({"role": "mediator", "id": "m-1"}),
-            json!({"outcome": "partial_refund", "amount": 8000, "responsible_party": "logistics"}),
+            mediator,
+            Command::Rule {
+                outcome: RulingTerms::PartialRefund(money(8_000)?),
+                responsible_party: ResponsibleParty::Logistics,
+                note: None,
+            },
         ),
     ];
     let mut seq = 0;
-    for (i, (command, actor, data)) in steps.into_iter().enumerate() {
-        let body = json!({"command_id": format!("c-demo-{run}-{i}"), "dispute_id": dispute, "actor": actor, "data": data});
-        let reply = request(&client, &format!("disputes.cmd.{command}"), &body).await?;
+    for (actor, command) in steps {
+        let outgoing =
+            Outgoing::new(&dispute, actor, command).correlation_id(&format!("demo-{run}"));
+        let accepted = client.send(&outgoing).await?;
         println!(
-            "{command:>22} -> ok={} status={} version={}",
-            reply["ok"], reply["status"], reply["version"]
+            "{:>22} -> status={} version={} seq={}",
+            outgoing.command_type(),
+            accepted.status,
+            accepted.version,
+            accepted.seq
         );
-        anyhow::ensure!(reply["ok"] == true, "refused: {reply}");
-        seq = reply["seq"].as_u64().unwrap_or(seq);
+        seq = accepted.seq;
     }
-    let view = request(
-        &client,
-        "disputes.query.get",
-        &json!({"dispute_id": dispute, "min_seq": seq}),
-    )
-    .await?;
-    println!("{}", serde_json::to_string_pretty(&view["dispute"])?);
+    let view = client.after(seq).get(&dispute).await?;
+    println!("{view:#?}");
     Ok(())
-}
-
-async fn request(
-    client: &async_nats::Client,
-    subject: &str,
-    body: &Value,
-) -> anyhow::Result<Value> {
-    let reply = client
-        .request(subject.to_owned(), serde_json::to_vec(body)?.into())
-        .await?;
-    Ok(serde_json::from_slice(&reply.payload)?)
 }

@@ -525,3 +525,26 @@ async fn an_unacknowledged_event_comes_again_and_a_misconfigured_consumer_is_ref
     let error = refused.expect_err("a consumer that may reorder is refused");
     assert!(error.to_string().contains("max_ack_pending"), "{error}");
 }
+
+/// `./x demo` (the `disputes-demo` binary) walks its dispute to a ruling through the client.
+#[tokio::test]
+async fn the_demo_walks_a_dispute_to_its_ruling_through_the_client() {
+    let nats = NatsServer::start();
+    let mut service = Service::start(&nats.url(), "");
+    service
+        .wait_ready(&kit::Client::connect(&nats.url()).await)
+        .await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_disputes-demo"))
+        .arg(nats.url())
+        .output()
+        .await
+        .expect("run disputes-demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("rule -> status=resolved"), "{stdout}");
+    assert!(stdout.contains("refund_amount: 8000"), "{stdout}");
+}
