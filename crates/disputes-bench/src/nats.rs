@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use chrono::{TimeDelta, Utc};
 use disputes::config::{Config, PolicyConfig};
 use disputes::shutdown;
+use disputes_client::Outgoing;
 use disputes_command::{CommandHandler, Reply};
 use disputes_domain::{Limits, Policy};
 use disputes_store::{EventStore, SledStore, StoreOptions};
@@ -154,6 +155,54 @@ pub(crate) async fn drive(
     .await
 }
 
+/// The lifecycle of dispute `n` as `disputes-client` commands: the very bodies of
+/// [`lifecycle`], read back into the domain's types (so both workloads send the same commands).
+pub(crate) fn typed_lifecycle(run: &str, n: usize) -> Vec<Outgoing> {
+    lifecycle(run, n)
+        .into_iter()
+        .map(|(ty, body)| {
+            let parsed = disputes_domain::parse_command(ty, &body, &Limits::default())
+                .expect("the lifecycle's commands parse");
+            let request = parsed.request;
+            let mut outgoing = Outgoing::with_id(
+                parsed.command_id,
+                &parsed.dispute_id,
+                request.actor,
+                request.command,
+            );
+            if let Some(version) = request.expected_version {
+                outgoing = outgoing.expecting_version(version);
+            }
+            outgoing
+        })
+        .collect()
+}
+
+/// Runs `disputes` lifecycles through `disputes-client` (typed commands, each reply decoded and
+/// its events' hashes checked) with `concurrency` clients; elapsed and latencies.
+pub(crate) async fn drive_client(
+    client: &async_nats::Client,
+    run: &str,
+    disputes: usize,
+    concurrency: usize,
+) -> anyhow::Result<(Duration, Vec<u64>)> {
+    let run = Arc::new(run.to_owned());
+    fan_out(client, disputes, concurrency, move |client, n| {
+        let run = run.clone();
+        async move {
+            let client = disputes_client::Client::new(client);
+            let mut latencies = Vec::new();
+            for command in typed_lifecycle(&run, n) {
+                let t0 = Instant::now();
+                client.send(&command).await?;
+                latencies.push(t0.elapsed().as_micros() as u64);
+            }
+            Ok(latencies)
+        }
+    })
+    .await
+}
+
 /// A responder on `bench.echo` answering every request with `reply_len` bytes: the baseline of
 /// the NATS workloads. Abort the handle to stop it.
 pub(crate) async fn echo_responder(
@@ -207,15 +256,18 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
     echo_task.abort();
     let baseline = (disputes * 5) as f64 / base_elapsed.as_secs_f64();
 
-    let (elapsed, latencies) = drive(
+    // The same commands as raw requests (body bytes out, `ok` checked): what the client costs.
+    let (raw_elapsed, _) = drive(
         &client,
-        "nats",
+        "raw",
         disputes,
         concurrency,
         |ty| format!("disputes.cmd.{ty}"),
         true,
     )
     .await?;
+    let raw = (disputes * 5) as f64 / raw_elapsed.as_secs_f64();
+    let (elapsed, latencies) = drive_client(&client, "nats", disputes, concurrency).await?;
     trigger.trip();
     task.await??;
     let mut report = report(Measured {
@@ -225,7 +277,9 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
         sorted_latencies: &latencies,
         baseline: "echo responder on the same NATS",
         baseline_ops_per_sec: Some(baseline),
-        extra: Some(json!({"inproc_ops_per_sec": inproc.ops_per_sec})),
+        extra: Some(json!({"inproc_ops_per_sec": inproc.ops_per_sec,
+            "raw_requests_ops_per_sec": raw,
+            "client_over_raw": report_ratio(disputes, elapsed, raw)})),
     });
     report.goals.push(Goal::new(
         "nats / inproc (same run)",
@@ -234,6 +288,11 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
         0.5,
     ));
     Ok(report)
+}
+
+/// The client's rate over the raw requests' rate.
+fn report_ratio(disputes: usize, elapsed: Duration, raw_ops_per_sec: f64) -> f64 {
+    (disputes * 5) as f64 / elapsed.as_secs_f64() / raw_ops_per_sec
 }
 
 /// Pending deadlines far in the future, plus a burst due at one instant: firing lag to DisputeResolved.

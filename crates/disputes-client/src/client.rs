@@ -84,11 +84,25 @@ impl Client {
         body: Bytes,
         headers: Option<&HeaderMap>,
     ) -> Result<Value, Error> {
+        self.request_with(subject, body, headers, read_reply).await
+    }
+
+    /// [`Client::request`] with the reply read by `read` (a typed, one-pass reader).
+    pub(crate) async fn request_with<T>(
+        &self,
+        subject: String,
+        body: Bytes,
+        headers: Option<&HeaderMap>,
+        read: fn(&[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let attempts = self.options.attempts.max(1);
         let mut pause = self.options.backoff;
         let mut attempt = 1;
         loop {
-            let result = self.attempt(&subject, body.clone(), headers, attempt).await;
+            let result = self
+                .attempt(&subject, body.clone(), headers, attempt)
+                .await
+                .and_then(|payload| read(&payload));
             match result {
                 Err(e) if e.is_transient() && attempt < attempts => {
                     tracing::debug!(%subject, attempt, error = %e, "retrying");
@@ -107,7 +121,7 @@ impl Client {
         body: Bytes,
         headers: Option<&HeaderMap>,
         attempt: u32,
-    ) -> Result<Value, Error> {
+    ) -> Result<Bytes, Error> {
         let mut request = async_nats::Request::new()
             .payload(body)
             .timeout(Some(self.options.timeout));
@@ -131,32 +145,40 @@ impl Client {
                 });
             }
         };
-        read_reply(&reply.payload)
+        Ok(reply.payload)
+    }
+}
+
+/// A refusal's `error`.
+#[derive(Deserialize)]
+pub(crate) struct RefusalBody {
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+impl RefusalBody {
+    pub(crate) fn into_error(self) -> Error {
+        match ErrorCode::parse(&self.code) {
+            Some(code) => Error::Refused {
+                code,
+                message: self.message,
+            },
+            None => Error::Protocol(format!("a refusal with an unknown code {:?}", self.code)),
+        }
     }
 }
 
 /// `{"ok": true, …}` as it is, or the refusal it carries.
 pub(crate) fn read_reply(payload: &[u8]) -> Result<Value, Error> {
-    #[derive(Deserialize)]
-    struct Refusal {
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
     let value: Value = serde_json::from_slice(payload)
         .map_err(|e| Error::Protocol(format!("a reply that is not JSON: {e}")))?;
     match value.get("ok") {
         Some(Value::Bool(true)) => Ok(value),
         Some(Value::Bool(false)) => {
-            let refusal: Refusal = serde_json::from_value(value["error"].clone())
+            let refusal: RefusalBody = serde_json::from_value(value["error"].clone())
                 .map_err(|e| Error::Protocol(format!("a refusal without its error: {e}")))?;
-            let code = ErrorCode::parse(&refusal.code).ok_or_else(|| {
-                Error::Protocol(format!("a refusal with an unknown code {:?}", refusal.code))
-            })?;
-            Err(Error::Refused {
-                code,
-                message: refusal.message,
-            })
+            Err(refusal.into_error())
         }
         _ => Err(Error::Protocol(format!("a reply without \"ok\": {value}"))),
     }

@@ -6,7 +6,7 @@ use disputes_domain::{Actor, Command, CommandId, CommandType, DisputeId, Request
 use disputes_envelope::{compute_hash, Envelope};
 use serde::Deserialize;
 
-use crate::client::{decode, Client};
+use crate::client::{Client, RefusalBody};
 use crate::error::Error;
 
 /// The header that carries a caller's correlation id on a command; the events the command appends
@@ -125,10 +125,14 @@ impl Client {
         let subject = format!("{}.cmd.{}", self.prefix, command.command_type());
         let body = serde_json::to_vec(&command.body()).expect("a command serializes");
         let headers = command.header_map();
-        let reply = self
-            .request(subject, Bytes::from(body), headers.as_ref())
+        let accepted = self
+            .request_with(
+                subject,
+                Bytes::from(body),
+                headers.as_ref(),
+                read_command_reply,
+            )
             .await?;
-        let accepted: Accepted = decode(reply)?;
         for event in &accepted.events {
             let hash = compute_hash(&event.prev_hash, event);
             if hash != event.hash {
@@ -139,5 +143,63 @@ impl Client {
             }
         }
         Ok(accepted)
+    }
+}
+
+/// A command's reply read in one pass (no intermediate JSON tree): accepted, or its refusal.
+fn read_command_reply(payload: &[u8]) -> Result<Accepted, Error> {
+    #[derive(Deserialize)]
+    struct Wire {
+        ok: bool,
+        error: Option<RefusalBody>,
+        dispute_id: Option<String>,
+        version: Option<u64>,
+        seq: Option<u64>,
+        status: Option<Status>,
+        #[serde(default)]
+        events: Vec<Envelope>,
+        #[serde(default)]
+        replayed: bool,
+    }
+    let wire: Wire = serde_json::from_slice(payload)
+        .map_err(|e| Error::Protocol(format!("not a command reply: {e}")))?;
+    let missing = |field: &str| Error::Protocol(format!("an accepted reply without {field}"));
+    match (wire.ok, wire.error) {
+        (false, Some(refusal)) => Err(refusal.into_error()),
+        (false, None) => Err(Error::Protocol("a refusal without its error".into())),
+        (true, _) => Ok(Accepted {
+            dispute_id: wire.dispute_id.ok_or_else(|| missing("dispute_id"))?,
+            version: wire.version.ok_or_else(|| missing("version"))?,
+            seq: wire.seq.ok_or_else(|| missing("seq"))?,
+            status: wire.status.ok_or_else(|| missing("status"))?,
+            events: wire.events,
+            replayed: wire.replayed,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_reply_reads_in_one_pass_accepted_or_refused() {
+        let accepted =
+            read_command_reply(br#"{"ok":true,"dispute_id":"d-1","version":2,"seq":9,"status":"awaiting_seller_response","events":[]}"#)
+                .unwrap();
+        assert_eq!(
+            (accepted.version, accepted.seq, accepted.replayed),
+            (2, 9, false)
+        );
+        let refused =
+            read_command_reply(br#"{"ok":false,"error":{"code":"not_found","message":"no"}}"#);
+        assert_eq!(
+            refused.unwrap_err().code(),
+            Some(disputes_domain::ErrorCode::NotFound)
+        );
+        assert!(matches!(
+            read_command_reply(br#"{"ok":true}"#),
+            Err(Error::Protocol(_))
+        ));
     }
 }
