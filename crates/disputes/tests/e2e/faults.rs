@@ -350,6 +350,40 @@ impl Drop for Tmpfs {
     }
 }
 
+/// A full disk keeps refusing `unavailable`, also through the typed client, which retries it (it
+/// is transient) and then returns it typed.
+async fn still_unavailable(client: &Client) {
+    let d = Dispute::new(client);
+    d.refused(
+        "open",
+        "buyer",
+        json!({"order_id": d.order, "seller_id": d.seller,
+        "reason": "not_received", "order_amount": {"amount": 100, "currency": "USD"},
+        "proposal": {"solution": "full_refund"}}),
+        "unavailable",
+    )
+    .await;
+    let typed = disputes_client::Client::new(client.nats().clone()).with_options(
+        disputes_client::Options {
+            timeout: Duration::from_secs(5),
+            attempts: 3,
+            backoff: Duration::from_millis(20),
+        },
+    );
+    let parties = crate::client::Parties::new(&typed);
+    let open = parties.open_command(
+        disputes_domain::Reason::NotReceived,
+        disputes_domain::ProposalTerms::FullRefund,
+    );
+    let error = typed.send(&open).await.expect_err("the full disk refuses");
+    assert_eq!(
+        error.code(),
+        Some(disputes_client::ErrorCode::Unavailable),
+        "{error}"
+    );
+    assert!(error.is_transient());
+}
+
 async fn healthz(port: u16) -> (u16, String) {
     tokio::task::spawn_blocking(move || disputes_testkit::http::get(port, "/healthz"))
         .await
@@ -396,16 +430,7 @@ async fn a_full_disk_refuses_commands_loses_nothing_and_the_service_starts_afres
         "health reports the failed store: {text}; the refusal: {refusal}; the log:\n{}",
         service.log()
     );
-    let d = Dispute::new(&client);
-    d.refused(
-        "open",
-        "buyer",
-        json!({"order_id": d.order, "seller_id": d.seller,
-        "reason": "not_received", "order_amount": {"amount": 100, "currency": "USD"},
-        "proposal": {"solution": "full_refund"}}),
-        "unavailable",
-    )
-    .await;
+    still_unavailable(&client).await;
 
     // Room again: the service notices, stops and exits 4 for its supervisor; we are its supervisor.
     disk.resize("64m");
