@@ -58,8 +58,18 @@ async fn the_http_port_says_starting_until_nats_is_back_and_ready_once_serving()
     .unwrap();
     let mut child = serve_with_json_logs(&config);
 
-    // NATS is down: the port answers at once, not ready, and says why.
-    let starting = wait_status(port, "/readyz", 503, Duration::from_secs(10));
+    // NATS is down: the port answers at once, not ready, and says why (first, briefly, that the
+    // data dir is opening; then that NATS is awaited, for as long as it is down).
+    let started = Instant::now();
+    let starting = loop {
+        let starting = wait_status(port, "/readyz", 503, Duration::from_secs(10));
+        if !starting.body.starts_with("starting: opening the data dir")
+            || started.elapsed() > Duration::from_secs(10)
+        {
+            break starting;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert!(
         starting.body.starts_with("starting: connecting to NATS"),
         "{starting:?}"
