@@ -76,6 +76,9 @@ pub struct Stats {
     pub resolved_by_basis: BTreeMap<String, u64>,
 }
 
+/// sled's page cache of the read models by default (`[store] read_models_cache_mb`).
+pub const CACHE_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+
 pub struct Projections {
     db: sled::Db,
     tree: sled::Tree,
@@ -90,7 +93,16 @@ impl Projections {
     /// checksum, or a record does not read back) are dropped and start empty, to be folded again
     /// from the log by the caller's catch-up.
     pub fn open(path: &Path, policy: Policy) -> Result<Projections, ProjectionError> {
-        match Projections::open_as_is(path, policy) {
+        Projections::open_with_cache(path, policy, CACHE_BYTES_DEFAULT)
+    }
+
+    /// [`Projections::open`] with sled's page cache of `cache_bytes`.
+    pub fn open_with_cache(
+        path: &Path,
+        policy: Policy,
+        cache_bytes: u64,
+    ) -> Result<Projections, ProjectionError> {
+        match Projections::open_as_is(path, policy, cache_bytes) {
             Err(error) if error.is_damage() => {
                 tracing::error!(
                     %error,
@@ -98,14 +110,21 @@ impl Projections {
                     "the read models are damaged: dropping them; they are rebuilt from the event log"
                 );
                 std::fs::remove_dir_all(path).map_err(ProjectionError::Drop)?;
-                Projections::open_as_is(path, policy)
+                Projections::open_as_is(path, policy, cache_bytes)
             }
             opened => opened,
         }
     }
 
-    fn open_as_is(path: &Path, policy: Policy) -> Result<Projections, ProjectionError> {
-        let config = sled::Config::new().path(path).flush_every_ms(Some(1000));
+    fn open_as_is(
+        path: &Path,
+        policy: Policy,
+        cache_bytes: u64,
+    ) -> Result<Projections, ProjectionError> {
+        let config = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(1000))
+            .cache_capacity(cache_bytes);
         let db = disputes_store::open_sled(&config)?;
         let tree = db.open_tree("read_models")?;
         let torn = tree.contains_key(UNSEALED_KEY)?;

@@ -4,7 +4,8 @@ use serde_json::Value;
 
 use crate::error::StoreError;
 use crate::limits::{
-    APPEND_QUEUE_DEFAULT, GROUP_COMMIT_DEFAULT, QUEUE_MAX, RECOVERY_TAIL_EVENTS_DEFAULT,
+    APPEND_QUEUE_DEFAULT, CACHE_BYTES_DEFAULT, GROUP_COMMIT_DEFAULT, QUEUE_MAX,
+    RECOVERY_TAIL_EVENTS_DEFAULT,
 };
 use disputes_envelope::{Envelope, NewEvent};
 
@@ -99,6 +100,8 @@ pub struct StoreOptions {
     pub append_queue_max: usize,
     /// Append requests applied together and made durable by one flush + fdatasync.
     pub group_commit_max: usize,
+    /// sled's page cache, in bytes (sled's own default is 1 GiB).
+    pub cache_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -108,6 +111,7 @@ impl Default for StoreOptions {
             recovery_tail_events: RECOVERY_TAIL_EVENTS_DEFAULT,
             append_queue_max: APPEND_QUEUE_DEFAULT,
             group_commit_max: GROUP_COMMIT_DEFAULT,
+            cache_bytes: CACHE_BYTES_DEFAULT,
         }
     }
 }

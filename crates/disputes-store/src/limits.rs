@@ -26,3 +26,5 @@ pub const APPEND_QUEUE_DEFAULT: usize = 1_024;
 pub const GROUP_COMMIT_DEFAULT: usize = 256;
 /// Upper bound for both of the above, whatever the options say.
 pub const QUEUE_MAX: usize = 65_536;
+/// sled's page cache of the event log by default (`[store] cache_mb`).
+pub const CACHE_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;

@@ -88,7 +88,10 @@ impl SledStore {
     /// and only then starts serving. A broken tail is refused as [`StoreError::Corrupt`].
     pub fn open(path: &Path, options: StoreOptions) -> Result<SledStore, StoreError> {
         options.check()?;
-        let db = crate::open_sled(&sled::Config::new().path(path))?;
+        let config = sled::Config::new()
+            .path(path)
+            .cache_capacity(options.cache_bytes);
+        let db = crate::open_sled(&config)?;
         let mut disk = match options.durability {
             Durability::Fsync => Some(DiskSync::open(path)?),
             Durability::Buffered => None,

@@ -129,13 +129,40 @@ impl NatsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub path: PathBuf,
+    /// sled's page cache of the event log, in MiB.
+    pub cache_mb: u64,
+    /// sled's page cache of the read models, in MiB.
+    pub read_models_cache_mb: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             path: PathBuf::from("./data"),
+            cache_mb: CACHE_MB_DEFAULT,
+            read_models_cache_mb: READ_MODELS_CACHE_MB_DEFAULT,
         }
+    }
+}
+
+/// `[store] cache_mb` by default.
+pub const CACHE_MB_DEFAULT: u64 = 128;
+/// `[store] read_models_cache_mb` by default.
+pub const READ_MODELS_CACHE_MB_DEFAULT: u64 = 128;
+
+impl StoreConfig {
+    /// Each cache holds at least 1 MiB and at most 1 TiB.
+    fn check(&self) -> anyhow::Result<()> {
+        for (key, mb) in [
+            ("cache_mb", self.cache_mb),
+            ("read_models_cache_mb", self.read_models_cache_mb),
+        ] {
+            anyhow::ensure!(
+                (1..=1024 * 1024).contains(&mb),
+                "[store] {key} = {mb}: must be from 1 to 1048576 (MiB)"
+            );
+        }
+        Ok(())
     }
 }
 
@@ -414,6 +441,7 @@ impl Config {
             "[nats] subject_prefix {prefix:?} must be dot-separated tokens without wildcards"
         );
         self.nats.check_reply_prefixes()?;
+        self.store.check()?;
         anyhow::ensure!(
             self.nats.password.is_none() || self.nats.password_file.is_none(),
             "[nats] password and password_file (or DISPUTES_NATS_PASSWORD and password_file) are both set: keep one"
@@ -477,6 +505,18 @@ mod tests {
         assert_eq!(config.auth.actor_tokens, ActorTokens::Off);
         assert_eq!(config.auth.token_ttl_max, Duration::from_secs(300));
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn a_cache_size_of_zero_or_beyond_a_tebibyte_is_refused() {
+        let parse = |text: &str| toml::from_str::<Config>(text).unwrap().validate();
+        parse("[store]\ncache_mb = 64\nread_models_cache_mb = 64").unwrap();
+        let zero = parse("[store]\ncache_mb = 0").unwrap_err();
+        assert!(
+            format!("{zero:#}").contains("[store] cache_mb = 0"),
+            "{zero:#}"
+        );
+        assert!(parse("[store]\nread_models_cache_mb = 1048577").is_err());
     }
 
     #[test]

@@ -34,8 +34,11 @@ const IDLE_MAX: Duration = Duration::from_secs(1);
 const ROUND_INTERVAL_MIN: Duration = Duration::from_millis(5);
 /// How often the published-but-not-yet-applied deadlines are checked against the index.
 const PRUNE_EVERY: Duration = Duration::from_millis(500);
-/// Expiries applied at once by the consumer.
-const APPLY_CONCURRENCY: usize = 256;
+/// Expiries applied at once by the consumer. Each waits in a blocking thread of its own for the
+/// store's group commit; 256 gave no lower firing lag than 32 (the burst is bound by JetStream's
+/// per-message sync) but ~270 threads and about 500 MiB more resident after a burst of 10,000
+/// (`disputes bench scheduler`, docs/performance.md).
+const APPLY_CONCURRENCY: usize = 32;
 pub(crate) const CONSUMER: &str = "disputes-expiry";
 
 /// The body of an expiry or a reminder message.

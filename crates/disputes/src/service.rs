@@ -43,13 +43,18 @@ const COMMAND_REPLY_OVERHEAD_BYTES: usize = 16 * 1024;
 /// The data dir's two sled dbs: the event log (the truth) and the read models (derived).
 pub fn open_store(config: &Config) -> anyhow::Result<SledStore> {
     let path = config.store.path.join("events");
-    SledStore::open(&path, StoreOptions::default())
+    let options = StoreOptions {
+        cache_bytes: config.store.cache_mb * 1024 * 1024,
+        ..StoreOptions::default()
+    };
+    SledStore::open(&path, options)
         .with_context(|| format!("open the event store at {}", path.display()))
 }
 
 pub fn open_projections(config: &Config) -> anyhow::Result<Projections> {
     let path = config.store.path.join("projections");
-    Projections::open(&path, config.policy.to_policy()?)
+    let cache_bytes = config.store.read_models_cache_mb * 1024 * 1024;
+    Projections::open_with_cache(&path, config.policy.to_policy()?, cache_bytes)
         .with_context(|| format!("open the read models at {}", path.display()))
 }
 
