@@ -3,11 +3,12 @@
 use async_nats::HeaderMap;
 use bytes::Bytes;
 use disputes_domain::{Actor, Command, CommandId, CommandType, DisputeId, Request, Status};
-use disputes_envelope::{compute_hash, Envelope};
+use disputes_envelope::Envelope;
 use serde::Deserialize;
 
 use crate::client::{Client, RefusalBody};
 use crate::error::Error;
+use crate::events::check_own_hash;
 
 /// The header that carries a caller's correlation id on a command; the events the command appends
 /// are published with it (`docs/protocol.md`, "Extensions").
@@ -134,13 +135,7 @@ impl Client {
             )
             .await?;
         for event in &accepted.events {
-            let hash = compute_hash(&event.prev_hash, event);
-            if hash != event.hash {
-                return Err(Error::Verification {
-                    seq: event.seq,
-                    reason: format!("its hash is {}, recomputed {hash}", event.hash),
-                });
-            }
+            check_own_hash(event)?;
         }
         Ok(accepted)
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, AckKind};
 use disputes_domain::Event;
-use disputes_envelope::{compute_hash, parse_envelope, Envelope, GENESIS_PREV_HASH};
+use disputes_envelope::{parse_envelope, Chain, Envelope, GENESIS_PREV_HASH};
 use futures::StreamExt;
 
 use crate::client::Client;
@@ -258,43 +258,36 @@ fn check_consumer(found: &jetstream::consumer::Config, wanted: &pull::Config) ->
     )))
 }
 
-/// `envelope`'s own hash, and its place right after `last` (the seq after it, linked to its hash).
+/// `envelope`'s own hash, and its place right after `last` (the seq after it, linked to its hash),
+/// through the envelope crate's one chain check. Without a position the first event is trusted as
+/// the start (at seq 1: after 64 zeros).
 fn verify(last: Option<&Position>, envelope: &Envelope) -> Result<(), Error> {
-    let fail = |reason: String| Error::Verification {
+    let mut chain = match last {
+        Some(last) => Chain::after(last.seq, last.hash.clone()),
+        None if envelope.seq == 1 => Chain::new(),
+        None => return check_own_hash(envelope),
+    };
+    chain.check(envelope).map_err(|reason| Error::Verification {
         seq: envelope.seq,
         reason,
-    };
-    let hash = compute_hash(&envelope.prev_hash, envelope);
-    if hash != envelope.hash {
-        return Err(fail(format!(
-            "its hash is {}, recomputed {hash}: changed after it was written",
-            envelope.hash
-        )));
-    }
-    let last = match last {
-        Some(last) => last.clone(),
-        None if envelope.seq == 1 => Position::start(),
-        None => return Ok(()),
-    };
-    if envelope.seq != last.seq + 1 {
-        return Err(fail(format!(
-            "seq {} follows seq {}: events are missing",
-            envelope.seq, last.seq
-        )));
-    }
-    if envelope.prev_hash != last.hash {
-        return Err(fail(format!(
-            "its prev_hash {} is not seq {}'s hash {}",
-            envelope.prev_hash, last.seq, last.hash
-        )));
-    }
-    Ok(())
+    })
+}
+
+/// `envelope`'s hash recomputes from its content and its `prev_hash` (its link is not checked).
+pub(crate) fn check_own_hash(envelope: &Envelope) -> Result<(), Error> {
+    let start = envelope.seq.saturating_sub(1);
+    Chain::after(start, envelope.prev_hash.clone())
+        .check(envelope)
+        .map_err(|reason| Error::Verification {
+            seq: envelope.seq,
+            reason,
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use disputes_envelope::ActorRef;
+    use disputes_envelope::{compute_hash, ActorRef};
     use serde_json::json;
 
     fn event(seq: u64, prev_hash: &str) -> Envelope {

@@ -7,12 +7,13 @@ use disputes_domain::{
     Actions, DeadlineKind, DisputeId, ErrorCode, Money, OrderId, PartyId, Proposal, Reason,
     ResolutionBasis, Solution, Stage, Status,
 };
-use disputes_envelope::{compute_hash, Envelope};
+use disputes_envelope::Envelope;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::client::{decode, Client};
 use crate::error::Error;
+use crate::events::check_own_hash;
 
 /// The dispute view D of `docs/protocol.md`. Fields a newer service adds are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -240,17 +241,11 @@ impl Reads<'_> {
 /// A history event: its own hash recomputes, and it is the next version of the same dispute,
 /// later in the log than the one before.
 fn check_in_history(before: Option<&Envelope>, event: &Envelope) -> Result<(), Error> {
+    check_own_hash(event)?;
     let fail = |reason: String| Error::Verification {
         seq: event.seq,
         reason,
     };
-    let hash = compute_hash(&event.prev_hash, event);
-    if hash != event.hash {
-        return Err(fail(format!(
-            "its hash is {}, recomputed {hash}",
-            event.hash
-        )));
-    }
     if let Some(before) = before {
         if event.dispute_id != before.dispute_id
             || event.version != before.version + 1
