@@ -77,6 +77,16 @@ impl Parties {
     }
 }
 
+/// A nats-server and a `disputes serve` (with `config` added) of the test's own, ready.
+async fn own_service(config: &str) -> (NatsServer, Service) {
+    let nats = NatsServer::start();
+    let mut service = Service::start(&nats.url(), config);
+    service
+        .wait_ready(&kit::Client::connect(&nats.url()).await)
+        .await;
+    (nats, service)
+}
+
 fn amount(minor: u64) -> disputes_domain::Amount {
     disputes_domain::Amount::new(minor).unwrap()
 }
@@ -203,11 +213,7 @@ async fn an_agreed_return_received(c: &Parties) {
 /// while the service is frozen past the first attempt's timeout, applies the command once.
 #[tokio::test]
 async fn a_retry_after_a_lost_reply_is_answered_from_the_first_reply() {
-    let nats = NatsServer::start();
-    let mut service = Service::start(&nats.url(), "");
-    service
-        .wait_ready(&kit::Client::connect(&nats.url()).await)
-        .await;
+    let (nats, service) = own_service("").await;
     let connection = async_nats::connect(nats.url()).await.unwrap();
     let client = Client::new(connection.clone());
     let p = Parties::new(&client);
@@ -340,11 +346,7 @@ async fn refusals_come_back_typed_with_their_codes() {
 /// dispute's `DisputeResolved` acted on exactly once.
 #[tokio::test]
 async fn the_event_subscription_misses_and_doubles_nothing_across_a_service_restart() {
-    let nats = NatsServer::start();
-    let mut service = Service::start(&nats.url(), "");
-    service
-        .wait_ready(&kit::Client::connect(&nats.url()).await)
-        .await;
+    let (nats, mut service) = own_service("").await;
     let client = Client::new(async_nats::connect(nats.url()).await.unwrap());
     let mut stream = client
         .subscribe(Subscription::durable("payments"))
@@ -421,11 +423,7 @@ async fn drain(
 /// correlation id is refused and appends nothing.
 #[tokio::test]
 async fn the_events_of_a_command_keep_its_correlation_id_and_traceparent() {
-    let nats = NatsServer::start();
-    let mut service = Service::start(&nats.url(), "");
-    service
-        .wait_ready(&kit::Client::connect(&nats.url()).await)
-        .await;
+    let (nats, _service) = own_service("").await;
     let client = Client::new(async_nats::connect(nats.url()).await.unwrap());
     let p = Parties::new(&client);
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -480,11 +478,7 @@ async fn the_events_of_a_command_keep_its_correlation_id_and_traceparent() {
 /// a consumer of that name with settings that would lose the order is refused, not used.
 #[tokio::test]
 async fn an_unacknowledged_event_comes_again_and_a_misconfigured_consumer_is_refused() {
-    let nats = NatsServer::start();
-    let mut service = Service::start(&nats.url(), "");
-    service
-        .wait_ready(&kit::Client::connect(&nats.url()).await)
-        .await;
+    let (nats, _service) = own_service("").await;
     let connection = async_nats::connect(nats.url()).await.unwrap();
     let client = Client::new(connection.clone());
     let last = run_disputes(&client, 1).await;
@@ -525,11 +519,7 @@ async fn an_unacknowledged_event_comes_again_and_a_misconfigured_consumer_is_ref
 /// `./x demo` (the `disputes-demo` binary) walks its dispute to a ruling through the client.
 #[tokio::test]
 async fn the_demo_walks_a_dispute_to_its_ruling_through_the_client() {
-    let nats = NatsServer::start();
-    let mut service = Service::start(&nats.url(), "");
-    service
-        .wait_ready(&kit::Client::connect(&nats.url()).await)
-        .await;
+    let (nats, _service) = own_service("").await;
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_disputes-demo"))
         .arg(nats.url())
         .output()
@@ -550,12 +540,7 @@ async fn the_demo_walks_a_dispute_to_its_ruling_through_the_client() {
 /// Which of the two depends on the scheduler's timing, as in `deadlines.rs`; the client types both.
 #[tokio::test]
 async fn a_command_after_the_due_time_is_refused_typed_deadline_passed_or_invalid_state() {
-    let nats = NatsServer::start();
-    let policy = "[policy]\nseller_response = \"2s\"\n";
-    let mut service = Service::start(&nats.url(), policy);
-    service
-        .wait_ready(&kit::Client::connect(&nats.url()).await)
-        .await;
+    let (nats, _service) = own_service("[policy]\nseller_response = \"2s\"\n").await;
     let client = Client::new(async_nats::connect(nats.url()).await.unwrap());
     let p = Parties::new(&client);
     let opened = p

@@ -613,3 +613,32 @@ async fn refusals_carry_nats_service_error_headers_and_count_in_srv_stats() {
         .sum();
     assert_eq!(errors, N, "{stats}");
 }
+
+/// The services API answers only on admitted reply subjects, like every request: a `$SRV.PING`
+/// whose reply subject is not an `_INBOX.` one gets no answer; the same on an inbox does.
+#[tokio::test]
+async fn srv_discovery_answers_only_on_admitted_reply_subjects() {
+    use futures::StreamExt as _;
+    let client = shared_client().await;
+    let nats = client.nats();
+    let ask = |reply: &'static str| async move {
+        let mut answers = nats.subscribe(reply).await.unwrap();
+        nats.publish_with_reply("$SRV.PING.disputes", reply, "".into())
+            .await
+            .unwrap();
+        nats.flush().await.unwrap();
+        tokio::time::timeout(std::time::Duration::from_millis(700), answers.next())
+            .await
+            .ok()
+            .flatten()
+    };
+    assert!(
+        ask("elsewhere.srv.reply").await.is_none(),
+        "answered a refused reply subject"
+    );
+    let answer = ask("_INBOX.srvtest.reply")
+        .await
+        .expect("answered on an inbox");
+    let ping: Value = serde_json::from_slice(&answer.payload).unwrap();
+    assert_eq!(ping["type"], "io.nats.micro.v1.ping_response");
+}
