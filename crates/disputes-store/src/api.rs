@@ -43,6 +43,16 @@ pub struct AppendRequest {
     pub events: Vec<NewEvent>,
 }
 
+/// One append as another log sealed it: its events (one dispute's, contiguous in seq and
+/// version, hashes and links included) with the command record and order reservation that came
+/// with them. What [`crate::SledStore::import`] takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedAppend {
+    pub command: Option<CommandRecord>,
+    pub reserve_order: Option<String>,
+    pub events: Vec<Envelope>,
+}
+
 /// What an append did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AppendOutcome {

@@ -8,16 +8,20 @@ use sled::transaction::{
 };
 use sled::Transactional;
 
-use crate::api::CommandOutcome;
+use crate::api::{CommandOutcome, CommandRecord, SealedAppend};
 use crate::error::StoreError;
-use crate::layout::{decode_u64, seq_key, stream_key, CommandRow, HEAD_KEY, LAST_HASH_KEY};
+use crate::layout::{
+    decode_u64, seq_key, stream_key, CommandRow, EVENT_SCHEMA_V1, HEAD_KEY, LAST_HASH_KEY,
+};
 use crate::limits::{ENVELOPE_BYTES_MAX, STREAM_EVENTS_MAX};
 use crate::sled_store::Trees;
 use crate::stored::{decode_stored, stored};
-use crate::writer::{Append, Job, Reply, Seal, Written};
-use disputes_envelope::{is_hash, Envelope, GENESIS_PREV_HASH};
+use crate::writer::{Append, Job, Reply, Seal, Work, Written};
+use disputes_envelope::{canonical_bytes_with_hash, is_hash, Chain, Envelope, GENESIS_PREV_HASH};
 
 type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
+/// Each event's seal with its stored bytes.
+type SealedBytes = Vec<(Seal, Vec<u8>)>;
 
 fn abort<T>(error: StoreError) -> TxResult<T> {
     Err(ConflictableTransactionError::Abort(error))
@@ -101,7 +105,10 @@ impl View<'_> {
 
     /// One request: `Ok(reply)` whether appended or refused; `Err` aborts the whole transaction.
     fn apply(&self, job: &Job, tip: &mut Tip) -> TxResult<Reply> {
-        let req = &job.req;
+        let req = match &job.req {
+            Work::Append(req) => req,
+            Work::Import(import) => return self.import(import, tip),
+        };
         if let Some(outcome) = self.duplicate(req)? {
             return Ok(Ok(Written::Duplicate(outcome)));
         }
@@ -115,7 +122,13 @@ impl View<'_> {
             Ok(sealed) => sealed,
             Err(refusal) => return Ok(Err(refusal)),
         };
-        self.write(req, &sealed)?;
+        let command = req.command.as_ref();
+        self.write(
+            &req.dispute_id,
+            command,
+            req.reserve_order.as_ref(),
+            &sealed,
+        )?;
         let last = &sealed.last().expect("an append has events").0;
         *tip = Tip {
             head: last.seq,
@@ -159,14 +172,7 @@ impl View<'_> {
 
     /// `Ok(Err(refusal))` unless the stream is at `expected_version` and has room.
     fn check_version(&self, req: &Append) -> TxResult<Result<(), StoreError>> {
-        let actual = match self.versions.get(req.dispute_id.as_bytes())? {
-            None => 0,
-            Some(bytes) => decode_u64(&bytes)
-                .ok_or_else(|| {
-                    StoreError::corrupt(0, format!("version of {:?} unreadable", req.dispute_id))
-                })
-                .or_else(abort)?,
-        };
+        let actual = self.version_of(&req.dispute_id)?;
         if actual != req.expected_version {
             return Ok(Err(StoreError::VersionConflict {
                 expected: req.expected_version,
@@ -197,8 +203,105 @@ impl View<'_> {
         }
     }
 
+    /// An import: `Ok(Err(Corrupt))` unless `import` continues the log exactly; written if it does.
+    fn import(&self, import: &SealedAppend, tip: &mut Tip) -> TxResult<Reply> {
+        let sealed = match self.check_import(import, tip)? {
+            Ok(sealed) => sealed,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let dispute_id = &import.events[0].dispute_id;
+        let (command, order) = (import.command.as_ref(), import.reserve_order.as_ref());
+        self.write(dispute_id, command, order, &sealed)?;
+        let last = &sealed.last().expect("an import has events").0;
+        *tip = Tip {
+            head: last.seq,
+            hash: last.hash.clone(),
+        };
+        Ok(Ok(Written::Appended(
+            sealed.into_iter().map(|(seal, _)| seal).collect(),
+        )))
+    }
+
+    /// The seals and stored bytes of `import`'s events, or why they do not continue the log.
+    fn check_import(
+        &self,
+        import: &SealedAppend,
+        tip: &Tip,
+    ) -> TxResult<Result<SealedBytes, StoreError>> {
+        let first = &import.events[0];
+        let refuse = |seq: u64, reason: String| Ok(Err(StoreError::corrupt(seq, reason)));
+        let command_id = import.command.as_ref().map(|c| c.command_id.as_str());
+        let version = self.version_of(&first.dispute_id)?;
+        let mut chain = Chain::after(tip.head, tip.hash.clone());
+        let mut sealed = Vec::with_capacity(import.events.len());
+        for (offset, e) in (1u64..).zip(&import.events) {
+            if e.dispute_id != first.dispute_id {
+                return refuse(e.seq, "one append's events name two disputes".into());
+            }
+            if e.command_id.as_deref() != command_id {
+                return refuse(e.seq, format!("not an event of command {command_id:?}"));
+            }
+            if let Err(reason) = chain.check(e) {
+                return refuse(e.seq, reason);
+            }
+            if e.version != version + offset {
+                let expected = version + offset;
+                return refuse(
+                    e.seq,
+                    format!("version {} where {expected} was expected", e.version),
+                );
+            }
+            let mut bytes = vec![EVENT_SCHEMA_V1];
+            bytes.extend_from_slice(&canonical_bytes_with_hash(e));
+            if bytes.len() > ENVELOPE_BYTES_MAX {
+                return refuse(e.seq, format!("over {ENVELOPE_BYTES_MAX} bytes"));
+            }
+            let seal = Seal {
+                seq: e.seq,
+                version: e.version,
+                prev_hash: e.prev_hash.clone(),
+                hash: e.hash.clone(),
+            };
+            sealed.push((seal, bytes));
+        }
+        if let Some(command_id) = command_id {
+            if self.commands.get(command_id.as_bytes())?.is_some() {
+                let reason = format!("command {command_id:?} was recorded before");
+                return refuse(first.seq, reason);
+            }
+        }
+        if let Some(order_id) = &import.reserve_order {
+            match self.orders.get(order_id.as_bytes())? {
+                Some(holder) if holder.as_ref() != first.dispute_id.as_bytes() => {
+                    let holder = String::from_utf8_lossy(&holder);
+                    let reason = format!("order {order_id:?} is held by dispute {holder:?}");
+                    return refuse(first.seq, reason);
+                }
+                _ => {}
+            }
+        }
+        Ok(Ok(sealed))
+    }
+
+    fn version_of(&self, dispute_id: &str) -> TxResult<u64> {
+        match self.versions.get(dispute_id.as_bytes())? {
+            None => Ok(0),
+            Some(bytes) => decode_u64(&bytes)
+                .ok_or_else(|| {
+                    StoreError::corrupt(0, format!("version of {dispute_id:?} unreadable"))
+                })
+                .or_else(abort),
+        }
+    }
+
     /// Everything an accepted request writes.
-    fn write(&self, req: &Append, sealed: &[(Seal, Vec<u8>)]) -> TxResult<()> {
+    fn write(
+        &self,
+        dispute_id: &str,
+        command: Option<&CommandRecord>,
+        reserve_order: Option<&String>,
+        sealed: &[(Seal, Vec<u8>)],
+    ) -> TxResult<()> {
         for (seal, bytes) in sealed {
             let key = seq_key(seal.seq);
             if self.events.get(key)?.is_some() {
@@ -209,20 +312,20 @@ impl View<'_> {
             }
             self.events.insert(&key, bytes.as_slice())?;
             self.streams
-                .insert(stream_key(&req.dispute_id, seal.version), &key)?;
+                .insert(stream_key(dispute_id, seal.version), &key)?;
         }
         let (first, last) = (&sealed[0].0, &sealed[sealed.len() - 1].0);
         self.versions
-            .insert(req.dispute_id.as_bytes(), &last.version.to_be_bytes())?;
-        if let Some(order_id) = &req.reserve_order {
+            .insert(dispute_id.as_bytes(), &last.version.to_be_bytes())?;
+        if let Some(order_id) = reserve_order {
             self.orders
-                .insert(order_id.as_bytes(), req.dispute_id.as_bytes())?;
+                .insert(order_id.as_bytes(), dispute_id.as_bytes())?;
         }
-        if let Some(command) = &req.command {
+        if let Some(command) = command {
             let row = CommandRow {
                 fingerprint: command.fingerprint.clone(),
                 meta: command.meta.clone(),
-                dispute_id: req.dispute_id.clone(),
+                dispute_id: dispute_id.to_owned(),
                 first_seq: first.seq,
                 count: sealed.len() as u64,
             };

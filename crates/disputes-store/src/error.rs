@@ -26,14 +26,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn corrupt(seq: u64, reason: impl Into<String>) -> StoreError {
+    pub fn corrupt(seq: u64, reason: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
             seq,
             reason: reason.into(),
         }
     }
 
-    pub(crate) fn invalid(reason: impl Into<String>) -> StoreError {
+    pub fn invalid(reason: impl Into<String>) -> StoreError {
         StoreError::Invalid(reason.into())
     }
 }

@@ -30,15 +30,15 @@ mod writer;
 
 pub use api::{
     AppendOutcome, AppendRequest, CommandOutcome, CommandRecord, Durability, EventStore,
-    StoreOptions, VerifyBreak, VerifyReport,
+    SealedAppend, StoreOptions, VerifyBreak, VerifyReport,
 };
 // The envelope, its canonical bytes and the chain check live in `disputes-envelope` (pure, shared
 // with the client crate); re-exported so the store's users see one API.
 pub use disputes_envelope::{
-    canonical_bytes, canonical_json, compute_hash, parse_envelope, ActorRef, Chain, Envelope,
-    NewEvent, GENESIS_PREV_HASH,
+    canonical_bytes, canonical_json, compute_hash, parse_envelope, ActorRef, Chain, Draft,
+    Envelope, NewEvent, GENESIS_PREV_HASH,
 };
 pub use error::StoreError;
 pub use log_reader::{Entry, LogReader, Unreadable};
 pub use sled_open::open_sled;
-pub use sled_store::{SledStore, StoreStats};
+pub use sled_store::{draft_events, SledStore, StoreStats};

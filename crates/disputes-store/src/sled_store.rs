@@ -9,15 +9,15 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 use crate::api::{
-    AppendOutcome, AppendRequest, CommandOutcome, Durability, EventStore, StoreOptions,
-    VerifyReport,
+    AppendOutcome, AppendRequest, CommandOutcome, Durability, EventStore, SealedAppend,
+    StoreOptions, VerifyReport,
 };
 use crate::disk::DiskSync;
 use crate::error::StoreError;
 use crate::layout::{
     COMMANDS_TREE, EVENTS_TREE, META_TREE, ORDERS_TREE, STREAMS_TREE, VERSIONS_TREE,
 };
-use crate::writer::{self, Append, Durable, Job, Seal, WriterParts, Written};
+use crate::writer::{self, Append, Durable, Job, Seal, Work, WriterParts, Written};
 use crate::{reads, recovery, validate, verify};
 use disputes_envelope::{Draft, Envelope, NewEvent};
 
@@ -106,6 +106,38 @@ impl SledStore {
         let db = sled::Config::new().temporary(true).open()?;
         let (trees, head) = SledStore::recover(&db, None, &options)?;
         SledStore::serve(db, trees, head, None, &options)
+    }
+
+    /// Writes appends another log already sealed (a follower's copy of a JetStream log, an
+    /// import), each checked to continue this log exactly: seq, chain, hash, version, a command id
+    /// not yet recorded, an order not held by another dispute. Sent together, so the writer commits
+    /// them in as few group commits as it can; returns the durable head after the last one. The
+    /// first that does not continue the log is refused (`Corrupt`, naming its seq) and nothing from
+    /// it on is written.
+    pub fn import(&self, appends: Vec<SealedAppend>) -> Result<u64, StoreError> {
+        let closed = || StoreError::Unavailable("the store is shut down".into());
+        let sender = self.inner.sender.as_ref().ok_or_else(closed)?;
+        let mut answers = Vec::with_capacity(appends.len());
+        for append in appends {
+            if append.events.is_empty() {
+                return Err(StoreError::invalid("an import has no events"));
+            }
+            let (reply, answer) = mpsc::sync_channel(1);
+            sender
+                .send(Job {
+                    req: Work::Import(append),
+                    reply,
+                })
+                .map_err(|_| closed())?;
+            answers.push(answer);
+        }
+        for answer in answers {
+            match answer.recv().map_err(|_| closed())?? {
+                Written::Appended(_) => {}
+                Written::Duplicate(_) => unreachable!("an import is never a duplicate"),
+            }
+        }
+        Ok(self.head())
     }
 
     /// The checks of [`SledStore::open`]: the trees and the head, once all is well and durable.
@@ -221,9 +253,28 @@ fn envelopes(
         .collect()
 }
 
+/// Checks `req` against the store's limits, gives each event its id (a UUID v7) and drafts its
+/// canonical bytes but for what only the log's writer knows (seq, version, hashes; see [`Draft`]).
+/// Done in the appending caller's thread, off the single writer. Every backend appends through it.
+pub fn draft_events(req: &AppendRequest) -> Result<Vec<(String, Draft)>, StoreError> {
+    let data = validate::append_request(req)?;
+    let drafted = req
+        .events
+        .iter()
+        .zip(&data)
+        .map(|(event, data)| {
+            let event_id = uuid::Uuid::now_v7().to_string();
+            let draft = Draft::new(&req.dispute_id, &event_id, event, data);
+            draft.assert_reads_back(&req.dispute_id, &event_id, event);
+            (event_id, draft)
+        })
+        .collect();
+    Ok(drafted)
+}
+
 impl EventStore for SledStore {
     fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        let data = validate::append_request(&req)?;
+        let drafts = draft_events(&req)?;
         let closed = || StoreError::Unavailable("the store is shut down".into());
         let sender = self.inner.sender.as_ref().ok_or_else(closed)?;
         let AppendRequest {
@@ -233,21 +284,7 @@ impl EventStore for SledStore {
             reserve_order,
             events,
         } = req;
-        // Everything but seq, version and the hashes is made here, off the single writer thread.
-        let event_ids: Vec<String> = events
-            .iter()
-            .map(|_| uuid::Uuid::now_v7().to_string())
-            .collect();
-        let drafts = events
-            .iter()
-            .zip(&event_ids)
-            .zip(&data)
-            .map(|((event, event_id), data)| {
-                let draft = Draft::new(&dispute_id, event_id, event, data);
-                draft.assert_reads_back(&dispute_id, event_id, event);
-                draft
-            })
-            .collect();
+        let (event_ids, drafts) = drafts.into_iter().unzip();
         let append = Append {
             dispute_id: dispute_id.clone(),
             expected_version,
@@ -257,7 +294,10 @@ impl EventStore for SledStore {
         };
         let (reply, answer) = mpsc::sync_channel(1);
         sender
-            .send(Job { req: append, reply })
+            .send(Job {
+                req: Work::Append(append),
+                reply,
+            })
             .map_err(|_| closed())?;
         match answer.recv().map_err(|_| closed())?? {
             Written::Duplicate(outcome) => Ok(AppendOutcome::Duplicate(outcome)),

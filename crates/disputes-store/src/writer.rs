@@ -13,7 +13,7 @@ use std::thread::{self, JoinHandle};
 
 use tokio::sync::watch;
 
-use crate::api::{CommandOutcome, CommandRecord};
+use crate::api::{CommandOutcome, CommandRecord, SealedAppend};
 use crate::append_tx;
 use crate::disk::DiskSync;
 use crate::error::StoreError;
@@ -32,8 +32,16 @@ pub(crate) struct Append {
     pub drafts: Vec<Draft>,
 }
 
+/// What the writer is asked to do with one request.
+pub(crate) enum Work {
+    /// Judge, seal and write new events.
+    Append(Append),
+    /// Write events another log already sealed, after checking they continue this one.
+    Import(SealedAppend),
+}
+
 pub(crate) struct Job {
-    pub req: Append,
+    pub req: Work,
     pub reply: SyncSender<Reply>,
 }
 

@@ -5,6 +5,7 @@ mod canonical;
 mod child;
 mod concurrency;
 mod crash;
+mod import;
 mod properties;
 mod reads;
 mod refusals;
