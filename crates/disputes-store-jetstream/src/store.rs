@@ -1,0 +1,211 @@
+//! [`JetStreamStore`]: the `EventStore` contract on the log stream.
+
+use std::path::Path;
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
+
+use async_nats::jetstream;
+use disputes_store::{
+    draft_events, AppendOutcome, AppendRequest, CommandOutcome, Durability, Envelope, EventStore,
+    SledStore, StoreError, StoreOptions, VerifyReport,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::follower::{Failure, Follower};
+use crate::log_stream::{ensure_log_stream, LogConfig, LogStreamError};
+use crate::sequencer::{Counters, Request, Sequencer};
+
+/// Extra headers for every event of a command, from its record's `meta` (the service's trace
+/// context: correlation id, `traceparent`).
+pub type HeadersFor = Arc<dyn Fn(&serde_json::Value) -> Vec<(String, String)> + Send + Sync>;
+
+/// Why the store did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Stream(#[from] LogStreamError),
+    #[error("the log's local copy at {path}: {source}")]
+    Replica { path: String, source: StoreError },
+    #[error("catching up with the log stream: {0}")]
+    CatchUp(StoreError),
+}
+
+/// The event log on a JetStream stream. Cheap to clone; the sequencer and the follower stop when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct JetStreamStore {
+    inner: Arc<Inner>,
+}
+
+/// What the log's writer did since the store opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LogStats {
+    /// Atomic batches committed to the stream.
+    pub batches: u64,
+    /// Appends those batches held.
+    pub appends: u64,
+    /// Batches that did not commit at the first try (another writer moved the stream, a lost
+    /// ack, NATS away) and were judged again after reading the stream.
+    pub retries: u64,
+}
+
+struct Inner {
+    replica: SledStore,
+    counters: Arc<Counters>,
+    requests: mpsc::Sender<Request>,
+    failure: Arc<Failure>,
+    follower: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.follower.abort();
+    }
+}
+
+impl JetStreamStore {
+    /// Ensures (or checks) the log stream, opens the local copy at `replica_path` (created if
+    /// missing, rebuilt from the stream when deleted), and returns once the copy holds the whole
+    /// stream. Appends are taken from then on. Call inside a tokio runtime.
+    pub async fn open(
+        client: async_nats::Client,
+        config: LogConfig,
+        replica_path: &Path,
+        options: StoreOptions,
+        headers_for: Option<HeadersFor>,
+    ) -> Result<JetStreamStore, OpenError> {
+        let js = jetstream::new(client.clone());
+        ensure_log_stream(&js, &config).await?;
+        // The copy is derived from the stream: it needs no fsync of its own.
+        let replica_options = StoreOptions {
+            durability: Durability::Buffered,
+            ..options.clone()
+        };
+        let path = replica_path.to_owned();
+        let replica = tokio::task::spawn_blocking(move || SledStore::open(&path, replica_options))
+            .await
+            .expect("opening the copy does not panic")
+            .map_err(|source| OpenError::Replica {
+                path: replica_path.display().to_string(),
+                source,
+            })?;
+        let failure = Arc::new(Failure::default());
+        let counters = Arc::new(Counters::default());
+        let follower = tokio::spawn(
+            Follower {
+                js: js.clone(),
+                config: config.clone(),
+                replica: replica.clone(),
+                failure: failure.clone(),
+            }
+            .run(),
+        );
+        let (requests, queue) = mpsc::channel(options.append_queue_max);
+        let (ready, caught_up) = oneshot::channel();
+        let sequencer = Sequencer {
+            client,
+            js,
+            config,
+            replica: replica.clone(),
+            failure: failure.clone(),
+            headers_for,
+            counters: counters.clone(),
+        };
+        tokio::spawn(sequencer.run(queue, ready));
+        let inner = Inner {
+            replica,
+            counters,
+            requests,
+            failure,
+            follower,
+        };
+        let stopped = StoreError::Unavailable("the sequencer stopped".into());
+        caught_up
+            .await
+            .unwrap_or(Err(stopped))
+            .map_err(OpenError::CatchUp)?;
+        Ok(JetStreamStore {
+            inner: Arc::new(inner),
+        })
+    }
+
+    pub fn stats(&self) -> LogStats {
+        let c = &self.inner.counters;
+        let read = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        LogStats {
+            batches: read(&c.batches),
+            appends: read(&c.appends),
+            retries: read(&c.retries),
+        }
+    }
+
+    /// This instance's copy of the log (what reads are answered from).
+    pub fn replica(&self) -> &SledStore {
+        &self.inner.replica
+    }
+}
+
+impl EventStore for JetStreamStore {
+    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        if let Some(error) = self.failure() {
+            return Err(StoreError::Unavailable(format!(
+                "the log failed earlier ({error}); it takes no appends until the service is started again"
+            )));
+        }
+        let drafted = draft_events(&req)?;
+        let (reply, answer) = sync_channel(1);
+        let closed = || StoreError::Unavailable("the store is shut down".into());
+        self.inner
+            .requests
+            .blocking_send(Request {
+                req,
+                drafted,
+                reply,
+            })
+            .map_err(|_| closed())?;
+        answer.recv().map_err(|_| closed())?
+    }
+
+    fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError> {
+        self.inner.replica.read_stream(dispute_id)
+    }
+
+    fn read_from(&self, from_seq: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
+        self.inner.replica.read_from(from_seq, limit)
+    }
+
+    fn head(&self) -> u64 {
+        self.inner.replica.head()
+    }
+
+    fn subscribe(&self) -> watch::Receiver<u64> {
+        self.inner.replica.subscribe()
+    }
+
+    fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError> {
+        self.inner.replica.command(command_id)
+    }
+
+    fn command_meta(&self, command_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        self.inner.replica.command_meta(command_id)
+    }
+
+    fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError> {
+        self.inner.replica.order_holder(order_id)
+    }
+
+    fn stream_version(&self, dispute_id: &str) -> Result<u64, StoreError> {
+        self.inner.replica.stream_version(dispute_id)
+    }
+
+    fn failure(&self) -> Option<StoreError> {
+        self.inner
+            .failure
+            .get()
+            .or_else(|| self.inner.replica.failure())
+    }
+
+    fn verify(&self) -> Result<VerifyReport, StoreError> {
+        self.inner.replica.verify()
+    }
+}
