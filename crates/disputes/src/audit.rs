@@ -129,10 +129,10 @@ enum Opened {
     Failed(anyhow::Error),
 }
 
-/// The event log of a data dir (`<data>/events`), opened read-only, without the store's start-up
+/// The event log of a data dir (`<data>/events`, or the JetStream log's copy), opened read-only, without the store's start-up
 /// checks (see [`LogReader`]).
 fn open_log(data_dir: &Path) -> Result<LogReader, Opened> {
-    let path = data_dir.join("events");
+    let path = crate::log::local_log_dir(data_dir);
     LogReader::open(&path).map_err(|error| match error {
         StoreError::Corrupt { reason, .. } => Opened::Damaged(reason),
         error => Opened::Failed(anyhow::Error::new(error).context(format!(
@@ -144,7 +144,7 @@ fn open_log(data_dir: &Path) -> Result<LogReader, Opened> {
 
 /// Opens the store itself (with its start-up checks), for `rebuild`.
 pub fn open_store(data_dir: &Path) -> anyhow::Result<SledStore> {
-    let path = data_dir.join("events");
+    let path = crate::log::local_log_dir(data_dir);
     anyhow::ensure!(path.exists(), "no event store at {}", path.display());
     SledStore::open(&path, StoreOptions::default()).with_context(|| {
         format!(

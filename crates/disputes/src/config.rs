@@ -133,6 +133,20 @@ pub struct StoreConfig {
     pub cache_mb: u64,
     /// sled's page cache of the read models, in MiB.
     pub read_models_cache_mb: u64,
+    /// Where the event log lives: `sled` (embedded, this machine) or `jetstream` (the events
+    /// stream on the NATS cluster; `docs/cluster.md`).
+    pub backend: Backend,
+    /// With `backend = "jetstream"`: the log stream's replicas (3 on a cluster; 1 for development).
+    pub replicas: usize,
+}
+
+/// `[store] backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[default]
+    Sled,
+    Jetstream,
 }
 
 impl Default for StoreConfig {
@@ -141,9 +155,16 @@ impl Default for StoreConfig {
             path: PathBuf::from("./data"),
             cache_mb: CACHE_MB_DEFAULT,
             read_models_cache_mb: READ_MODELS_CACHE_MB_DEFAULT,
+            backend: Backend::Sled,
+            replicas: REPLICAS_DEFAULT,
         }
     }
 }
+
+/// `[store] replicas` by default.
+pub const REPLICAS_DEFAULT: usize = 3;
+/// The most replicas JetStream allows.
+const REPLICAS_MAX: usize = 5;
 
 /// `[store] cache_mb` by default.
 pub const CACHE_MB_DEFAULT: u64 = 128;
@@ -162,6 +183,11 @@ impl StoreConfig {
                 "[store] {key} = {mb}: must be from 1 to 1048576 (MiB)"
             );
         }
+        anyhow::ensure!(
+            (1..=REPLICAS_MAX).contains(&self.replicas),
+            "[store] replicas = {}: must be from 1 to {REPLICAS_MAX}",
+            self.replicas
+        );
         Ok(())
     }
 }
@@ -517,6 +543,31 @@ mod tests {
             "{zero:#}"
         );
         assert!(parse("[store]\nread_models_cache_mb = 1048577").is_err());
+    }
+
+    #[test]
+    fn the_backend_is_sled_or_jetstream_with_one_to_five_replicas() {
+        let read = |text: &str| toml::from_str::<Config>(text);
+        let cluster = read("[store]\nbackend = \"jetstream\"\nreplicas = 1").unwrap();
+        cluster.validate().unwrap();
+        assert_eq!(cluster.store.backend, Backend::Jetstream);
+        assert_eq!(cluster.store.replicas, 1);
+        let defaults = read("").unwrap();
+        assert_eq!(
+            (defaults.store.backend, defaults.store.replicas),
+            (Backend::Sled, 3)
+        );
+        let unknown = read("[store]\nbackend = \"raft\"").unwrap_err();
+        assert!(unknown.to_string().contains("backend"), "{unknown}");
+        let zero = read("[store]\nreplicas = 0")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            format!("{zero:#}").contains("[store] replicas = 0"),
+            "{zero:#}"
+        );
+        assert!(read("[store]\nreplicas = 6").unwrap().validate().is_err());
     }
 
     #[test]

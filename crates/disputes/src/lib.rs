@@ -21,6 +21,7 @@ pub mod exit;
 pub mod healthcheck;
 mod http;
 mod lease;
+pub mod log;
 mod metrics;
 mod micro;
 mod nats;

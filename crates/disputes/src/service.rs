@@ -12,8 +12,9 @@ use futures::StreamExt;
 use tokio::sync::{watch, Semaphore};
 
 use crate::clock::now;
-use crate::config::{ActorTokens, Config};
+use crate::config::{ActorTokens, Backend, Config};
 use crate::lease::{Lease, LeaseLost, RENEW_EVERY};
+use crate::log::Log;
 use crate::metrics::{Dropped, Metrics};
 use crate::micro::{Group, Micro, ServiceError};
 use crate::publisher::Publisher;
@@ -42,6 +43,8 @@ const COMMAND_REPLY_OVERHEAD_BYTES: usize = 16 * 1024;
 
 /// The data dir's two sled dbs: the event log (the truth) and the read models (derived).
 pub fn open_store(config: &Config) -> anyhow::Result<SledStore> {
+    std::fs::create_dir_all(&config.store.path)
+        .with_context(|| format!("create data dir {}", config.store.path.display()))?;
     let path = config.store.path.join("events");
     let options = StoreOptions {
         cache_bytes: config.store.cache_mb * 1024 * 1024,
@@ -72,20 +75,26 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
     // First the HTTP port: from here on a probe is not refused. Its connections wait in the backlog
     // while the data dir opens, then hear "starting: …" until the service serves.
     let listener = bind_http(&config).await?;
-    let local = Local::open(&config)?;
+    let Some((local, connected)) = open_local(&config, &shutdown).await? else {
+        return Ok(());
+    };
     let site = Arc::new(Site::new(&local, &config));
     let http = listener
         .map(|listener| tokio::spawn(http::serve(listener, site.clone(), shutdown.clone())));
     tokio::spawn(watchdog(shutdown.clone()));
-    site.set_phase(Phase::Starting(
-        "connecting to NATS and taking the writer lease",
-    ));
-    // NATS may be unreachable for long: a stop asked for meanwhile is obeyed at once.
-    let (remote, lease) = tokio::select! {
-        connected = Remote::connect(&config) => connected?,
-        _ = shutdown.wait() => {
-            tracing::info!("stopped before start-up finished");
-            return Ok(());
+    let (remote, lease) = match connected {
+        // The stream's expected-sequence checks keep writers apart: no writer lease.
+        Some(remote) => (remote, None),
+        None => {
+            site.set_phase(Phase::Starting(
+                "connecting to NATS and taking the writer lease",
+            ));
+            let Some(remote) = until_stopped(&shutdown, Remote::connect(&config)).await? else {
+                return Ok(());
+            };
+            let lease =
+                Lease::acquire(&remote.js, &config.nats.subject_prefix, &config.store.path).await?;
+            (remote, Some(lease))
         }
     };
     site.set_phase(Phase::Starting("catching up the read models"));
@@ -134,6 +143,38 @@ pub async fn serve_until(config: Config, shutdown: Shutdown) -> anyhow::Result<(
     stopped
 }
 
+/// Opens the log and the read models. The sled log opens before NATS is reached; the JetStream
+/// log needs NATS to open at all (then returned too). `None`: a stop came first.
+async fn open_local(
+    config: &Config,
+    shutdown: &Shutdown,
+) -> anyhow::Result<Option<(Local, Option<Remote>)>> {
+    match config.store.backend {
+        Backend::Sled => Ok(Some((Local::open(config, Log::open_sled(config)?)?, None))),
+        Backend::Jetstream => {
+            let Some(remote) = until_stopped(shutdown, Remote::connect(config)).await? else {
+                return Ok(None);
+            };
+            let log = Log::open_jetstream(config, remote.client.clone()).await?;
+            Ok(Some((Local::open(config, log)?, Some(remote))))
+        }
+    }
+}
+
+/// `step`'s result, or `None` when a stop is asked for first (NATS may be unreachable for long).
+async fn until_stopped<T>(
+    shutdown: &Shutdown,
+    step: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<Option<T>> {
+    tokio::select! {
+        done = step => done.map(Some),
+        _ = shutdown.wait() => {
+            tracing::info!("stopped before start-up finished");
+            Ok(None)
+        }
+    }
+}
+
 async fn bind_http(config: &Config) -> anyhow::Result<Option<tokio::net::TcpListener>> {
     let Some(addr) = config.http.addr()? else {
         return Ok(None);
@@ -162,19 +203,17 @@ async fn watchdog(shutdown: Shutdown) {
 
 /// What lives in the data dir, and what works on it in this process.
 struct Local {
-    store: Arc<SledStore>,
+    store: Arc<Log>,
     projections: Arc<Projections>,
-    handler: Arc<CommandHandler<SledStore>>,
+    handler: Arc<CommandHandler<Log>>,
     metrics: Arc<Metrics>,
     fault: Arc<storage::Fault>,
 }
 
 impl Local {
-    fn open(config: &Config) -> anyhow::Result<Local> {
+    fn open(config: &Config, log: Log) -> anyhow::Result<Local> {
         let policy = config.policy.to_policy()?;
-        std::fs::create_dir_all(&config.store.path)
-            .with_context(|| format!("create data dir {}", config.store.path.display()))?;
-        let store = Arc::new(open_store(config)?);
+        let store = Arc::new(log);
         let projections = Arc::new(open_projections(config)?);
         let mut handler = CommandHandler::new(store.clone(), policy, config.limits.to_limits());
         if let Some(verifier) = config.auth.verifier(&config.store.path, now())? {
@@ -203,11 +242,13 @@ struct Remote {
 }
 
 impl Remote {
-    /// Connects, ensures the streams, and takes the writer lease.
-    async fn connect(config: &Config) -> anyhow::Result<(Remote, Lease)> {
+    /// Connects and ensures the streams (the JetStream log ensures its own).
+    async fn connect(config: &Config) -> anyhow::Result<Remote> {
         let (client, connected) = nats::connect(&config.nats, SERVICE_NAME).await?;
         let js = jetstream::new(client.clone());
-        nats::ensure_events_stream(&js, &config.nats).await?;
+        if config.store.backend == Backend::Sled {
+            nats::ensure_events_stream(&js, &config.nats).await?;
+        }
         nats::ensure_deadlines_stream(&js, &config.nats).await?;
         // Connected now (JetStream answered): the server's INFO is known.
         let reply_bytes_max = reply_bytes_max(&client, config)?;
@@ -216,14 +257,12 @@ impl Remote {
                 "actor tokens are off while NATS requires credentials: a NATS user that may send a command type may send it as any actor that type allows (a buyer gateway may send accept_proposal as the seller, post_message as the mediator); require actor tokens with keys bound to roles (docs/operations.md, \"Signed actors\")"
             );
         }
-        let lease = Lease::acquire(&js, &config.nats.subject_prefix, &config.store.path).await?;
-        let remote = Remote {
+        Ok(Remote {
             client,
             connected,
             js,
             reply_bytes_max,
-        };
-        Ok((remote, lease))
+        })
     }
 }
 
@@ -241,7 +280,7 @@ fn start_tasks(
     config: &Config,
     local: &Local,
     remote: &Remote,
-    lease: Lease,
+    lease: Option<Lease>,
     restart: shutdown::Trigger,
     shutdown: &Shutdown,
 ) -> anyhow::Result<Running> {
@@ -267,15 +306,21 @@ fn start_tasks(
         restart,
         shutdown.clone(),
     ));
-    let events_stream = config.nats.events_stream.clone();
-    let publisher = Publisher::new(
-        local.store.clone(),
-        remote.js.clone(),
-        events_stream,
-        prefix.clone(),
-    );
-    let (published, publisher_problem) = (publisher.published(), publisher.problem());
-    tasks.spawn(publisher.run(remote.connected.clone(), shutdown.clone()));
+    let (published, publisher_problem) = if local.store.is_stream() {
+        // The log is the events stream: whatever it holds is published.
+        (local.store.subscribe(), watch::channel(None).1)
+    } else {
+        let events_stream = config.nats.events_stream.clone();
+        let publisher = Publisher::new(
+            local.store.clone(),
+            remote.js.clone(),
+            events_stream,
+            prefix.clone(),
+        );
+        let watches = (publisher.published(), publisher.problem());
+        tasks.spawn(publisher.run(remote.connected.clone(), shutdown.clone()));
+        watches
+    };
     let scheduler = Scheduler {
         projections: local.projections.clone(),
         js: remote.js.clone(),
@@ -291,7 +336,10 @@ fn start_tasks(
         local.metrics.clone(),
         shutdown.clone(),
     ));
-    let lease = tokio::spawn(keep_lease(lease, shutdown.clone()));
+    let lease = match lease {
+        Some(lease) => tokio::spawn(keep_lease(lease, shutdown.clone())),
+        None => tokio::spawn(std::future::ready(None)),
+    };
     Ok(Running {
         tasks,
         lease,
@@ -345,8 +393,8 @@ struct Endpoints<S> {
     micro: Arc<Micro>,
 }
 
-impl Endpoints<SledStore> {
-    fn new(config: &Config, local: &Local, queries: Arc<Queries<SledStore>>) -> Self {
+impl Endpoints<Log> {
+    fn new(config: &Config, local: &Local, queries: Arc<Queries<Log>>) -> Self {
         let prefix = &config.nats.subject_prefix;
         Endpoints {
             handler: local.handler.clone(),
@@ -641,8 +689,8 @@ struct Site<S> {
     queries: OnceLock<Arc<Queries<S>>>,
 }
 
-impl Site<SledStore> {
-    fn new(local: &Local, config: &Config) -> Site<SledStore> {
+impl Site<Log> {
+    fn new(local: &Local, config: &Config) -> Site<Log> {
         Site {
             metrics: local.metrics.clone(),
             store: local.store.clone(),

@@ -52,6 +52,18 @@ pub(crate) fn add(headers: &mut HeaderMap, trace: &Trace) {
     }
 }
 
+/// The trace's headers as name and value pairs (the JetStream log writes them itself).
+pub(crate) fn pairs(trace: &Trace) -> Vec<(String, String)> {
+    let mut pairs = Vec::new();
+    if let Some(id) = &trace.correlation_id {
+        pairs.push((CORRELATION_ID.to_owned(), id.clone()));
+    }
+    if let Some(traceparent) = &trace.traceparent {
+        pairs.push((TRACEPARENT.to_owned(), traceparent.clone()));
+    }
+    pairs
+}
+
 /// `version-traceid-parentid-flags` of W3C Trace Context: lowercase hex of 2, 32, 16 and 2
 /// digits, version not `ff`, neither id all zeros. (A later version may append fields after a
 /// dash; version `00` may not.)

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::kit::service::disputes_bin;
+use crate::kit::service::{disputes_bin, local_log, sled_only};
 use crate::kit::{Client, NatsServer, Service};
 use chrono::{DateTime, TimeDelta, Utc};
 use disputes_store::layout::{seq_key, EVENTS_TREE, EVENT_SCHEMA_V1};
@@ -20,14 +20,14 @@ use crate::support::{unique, Dispute};
 const POLICY: &str = "[policy]\nbuyer_evidence = \"2s\"\n";
 
 /// What `disputes audit …` did.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    fn ok(self, what: &str) -> Run {
+    pub(crate) fn ok(self, what: &str) -> Run {
         assert_eq!(
             self.code, 0,
             "{what}: exit {}\nstdout:\n{}\nstderr:\n{}",
@@ -38,7 +38,7 @@ impl Run {
 }
 
 /// Runs `disputes audit <args>` (no config from the environment) and waits for it.
-fn audit(args: &[&str]) -> Run {
+pub(crate) fn audit(args: &[&str]) -> Run {
     let output = Command::new(disputes_bin())
         .arg("audit")
         .args(args)
@@ -75,7 +75,7 @@ fn on_dir(dir: &Path, command: &[&str]) -> Run {
 }
 
 /// `audit <command…> --nats-url <url>`, through a consumer of its own (tests run side by side).
-fn on_stream(url: &str, command: &[&str]) -> Run {
+pub(crate) fn on_stream(url: &str, command: &[&str]) -> Run {
     let consumer = unique("audit");
     let mut args = command.to_vec();
     args.extend(["--nats-url", url, "--consumer", &consumer]);
@@ -610,7 +610,7 @@ impl Tampered {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         copy_dir(s.data_dir(), &data);
-        let db = sled::open(data.join("events")).expect("open the copy with sled");
+        let db = sled::open(local_log(&data)).expect("open the copy with sled");
         Tampered {
             _dir: dir,
             data,
@@ -1204,6 +1204,11 @@ fn the_auditor_may_use_no_other_consumer_and_nobody_reads_anonymously(auditor: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_repeated_on_the_stream_is_a_finding_and_publishing_goes_on_past_foreign_messages()
 {
+    // The JetStream log refuses a foreign message instead: disputes-store-jetstream's
+    // `a_foreign_message_in_the_log_stream_stops_appends_naming_its_seq`.
+    if sled_only("the publisher skips foreign messages") {
+        return;
+    }
     let nats = NatsServer::start();
     let mut service = Service::start(&nats.url(), "");
     let client = Client::connect(&nats.url()).await;
@@ -1256,7 +1261,7 @@ fn verify_reports_a_log_sled_cannot_read_as_broken_history() {
     let data = dir.path().join("data");
     copy_dir(s.data_dir(), &data);
     // Flip a byte inside a stored event: sled's checksum of what holds it no longer matches.
-    let db_file = data.join("events/db");
+    let db_file = local_log(&data).join("db");
     let mut bytes = std::fs::read(&db_file).unwrap();
     let event_id = s.export[s.export.len() / 2]["event_id"].as_str().unwrap();
     let at = bytes

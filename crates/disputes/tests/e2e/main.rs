@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod client;
+mod cluster;
 mod concurrency;
 mod console_browser;
 mod deadlines;

@@ -20,6 +20,49 @@ pub(crate) fn disputes_bin() -> PathBuf {
     }
 }
 
+/// The `[store]` keys of the backend the suite runs against: `DISPUTES_TEST_BACKEND=jetstream`
+/// runs every service of the suite on the JetStream log (one node, replicas 1); unset or `sled`,
+/// on the embedded log.
+pub(crate) fn backend_keys() -> &'static str {
+    if is_jetstream() {
+        JETSTREAM_KEYS
+    } else {
+        ""
+    }
+}
+
+const JETSTREAM_KEYS: &str = "backend = \"jetstream\"\nreplicas = 1\n";
+
+/// True when the suite runs against the JetStream log.
+pub(crate) fn is_jetstream() -> bool {
+    match std::env::var("DISPUTES_TEST_BACKEND").as_deref() {
+        Ok("jetstream") => true,
+        Ok("sled") | Err(_) => false,
+        Ok(other) => panic!("DISPUTES_TEST_BACKEND={other}: sled or jetstream"),
+    }
+}
+
+/// True when the suite runs on the JetStream log and a test checks a mechanism of the sled log
+/// alone (its publisher, its writer lease, its files): the test says so and stops there. Each
+/// such test names the JetStream mode's own test of the same guarantee.
+pub(crate) fn sled_only(what: &str) -> bool {
+    let skip = is_jetstream();
+    if skip {
+        eprintln!("sled log only ({what}): not run with DISPUTES_TEST_BACKEND=jetstream");
+    }
+    skip
+}
+
+/// The data dir's log as `disputes audit` reads it: `events`, or the JetStream log's copy.
+pub(crate) fn local_log(data_dir: &Path) -> PathBuf {
+    let sled = data_dir.join("events");
+    if sled.exists() {
+        sled
+    } else {
+        data_dir.join("events-copy")
+    }
+}
+
 /// A running `disputes serve`, killed on drop.
 pub(crate) struct Service {
     child: Option<Child>,
@@ -61,7 +104,28 @@ impl Service {
         service
     }
 
+    /// Starts on the JetStream log (one node, replicas 1) whatever the suite runs on.
+    pub(crate) fn start_jetstream(nats_url: &str, extra: &str) -> Service {
+        let dir = tempfile::tempdir().expect("service temp dir");
+        let data_dir = dir.path().join("data");
+        let keys = JETSTREAM_KEYS;
+        let mut service = Service::configure_with(dir.path(), &data_dir, nats_url, extra, keys);
+        service._dir = Some(dir);
+        service.spawn();
+        service
+    }
+
     fn configure(dir: &Path, data_dir: &Path, nats_url: &str, extra: &str) -> Service {
+        Service::configure_with(dir, data_dir, nats_url, extra, backend_keys())
+    }
+
+    fn configure_with(
+        dir: &Path,
+        data_dir: &Path,
+        nats_url: &str,
+        extra: &str,
+        backend: &str,
+    ) -> Service {
         // No metrics endpoint unless `extra` asks for one (tests run side by side).
         let http = if extra.contains("[http]") {
             ""
@@ -69,7 +133,7 @@ impl Service {
             "[http]\nlisten = \"\"\n\n"
         };
         let config = format!(
-            "[nats]\nurl = {url:?}\n\n[store]\npath = {path:?}\n\n{http}{extra}\n",
+            "[nats]\nurl = {url:?}\n\n[store]\npath = {path:?}\n{backend}\n{http}{extra}\n",
             url = nats_url,
             path = data_dir.display().to_string(),
         );
