@@ -50,7 +50,7 @@ pub(crate) struct Follower {
 }
 
 /// An append whose events are not all read yet.
-struct Partial {
+pub(crate) struct Partial {
     header: AppendHeader,
     events: Vec<Envelope>,
 }
@@ -108,7 +108,7 @@ impl Follower {
                 return Stop::Fail(StoreError::corrupt(expected, reason));
             }
             expected = seq + 1;
-            match take(seq, &message, &mut partial) {
+            match take(seq, &message, &mut partial, true) {
                 Ok(Some(append)) => ready.push(append),
                 Ok(None) => {}
                 Err(error) => return Stop::Fail(error),
@@ -151,15 +151,17 @@ impl Follower {
     }
 }
 
-/// The message at `seq` added to the append being read; the append once all its events are read.
-fn take(
+/// The message at stream sequence `seq` added to the append being read; the append once all its
+/// events are read. `at_own_seq`: the message must be at its envelope's seq (the log stream).
+pub(crate) fn take(
     seq: u64,
     message: &jetstream::Message,
     partial: &mut Option<Partial>,
+    at_own_seq: bool,
 ) -> Result<Option<SealedAppend>, StoreError> {
     let envelope =
         parse_envelope(&message.payload).map_err(|reason| StoreError::corrupt(seq, reason))?;
-    if envelope.seq != seq {
+    if at_own_seq && envelope.seq != seq {
         let reason = format!(
             "stream sequence {seq} holds the event of seq {}",
             envelope.seq
@@ -178,7 +180,7 @@ fn take(
             events: Vec::with_capacity(1),
         },
         (None, None) => {
-            let reason = format!("an event without {APPEND_HEADER} starts no append");
+            let reason = format!("an event without {APPEND_HEADER} starts no append (a stream published before the header existed carries none: import from the data dir)");
             return Err(StoreError::corrupt(seq, reason));
         }
         (Some(_), Some(_)) => {

@@ -7,6 +7,16 @@ use serde::{Deserialize, Serialize};
 /// The header on the first event of each append.
 pub const APPEND_HEADER: &str = "Disputes-Append";
 
+/// The `Disputes-Append` value for an append of `count` events (for a publisher of another log
+/// that writes the same header, so the stream alone can rebuild that log).
+pub fn append_header(
+    count: usize,
+    command: Option<&CommandRecord>,
+    reserve_order: Option<&String>,
+) -> String {
+    AppendHeader::new(count, command, reserve_order).encode()
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AppendHeader {

@@ -17,12 +17,15 @@
 //! other instance's) answers a repeated command id from its first reply forever, not only inside
 //! JetStream's duplicate window. See `docs/cluster.md`.
 
+mod batch;
 mod follower;
 mod header;
+mod import;
 mod log_stream;
 mod sequencer;
 mod store;
 
-pub use header::APPEND_HEADER;
+pub use header::{append_header, APPEND_HEADER};
+pub use import::{write_appends, AppendReader};
 pub use log_stream::{ensure_log_stream, LogConfig, LogStreamError};
 pub use store::{HeadersFor, JetStreamStore, LogStats, OpenError};

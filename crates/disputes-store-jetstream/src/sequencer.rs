@@ -7,37 +7,29 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::header::{NATS_EXPECTED_LAST_SEQUENCE, NATS_MESSAGE_ID};
 use async_nats::jetstream;
-use async_nats::HeaderMap;
 use bytes::Bytes;
 use disputes_store::limits::{ENVELOPE_BYTES_MAX, STREAM_EVENTS_MAX};
 use disputes_store::{
     AppendOutcome, AppendRequest, Draft, Envelope, EventStore, SledStore, StoreError,
     GENESIS_PREV_HASH,
 };
-use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::batch::{publish_batch, BatchMessage};
 use crate::follower::Failure;
-use crate::header::{AppendHeader, APPEND_HEADER};
+use crate::header::AppendHeader;
 use crate::log_stream::LogConfig;
 use crate::store::HeadersFor;
 
 /// Events in one atomic batch, at most (the server's limit is 1,000 messages).
 const BATCH_EVENTS_MAX: usize = 512;
-/// How long the commit's ack may take before the outcome is read from the stream instead.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the replica may take to reach a sequence the stream has.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a wait for the copy looks for a failure that would end it.
 const FAILURE_POLL: Duration = Duration::from_millis(100);
 /// Failed attempts at one batch before its appends are refused `Unavailable`.
 const ATTEMPTS_MAX: u32 = 6;
-
-const BATCH_ID: &str = "Nats-Batch-Id";
-const BATCH_SEQUENCE: &str = "Nats-Batch-Sequence";
-const BATCH_COMMIT: &str = "Nats-Batch-Commit";
 
 pub(crate) type Reply = Result<AppendOutcome, StoreError>;
 
@@ -86,19 +78,6 @@ pub(crate) struct Counters {
     pub retries: AtomicU64,
 }
 
-/// The server's answer to a batch's commit.
-#[derive(Debug, Deserialize)]
-struct PubAck {
-    seq: Option<u64>,
-    error: Option<ApiError>,
-}
-
-#[derive(Debug, Deserialize)]
-struct ApiError {
-    err_code: Option<u64>,
-    description: Option<String>,
-}
-
 impl Sequencer {
     /// Catches up, says so on `ready`, then serves appends until every sender is gone.
     pub(crate) async fn run(
@@ -106,14 +85,21 @@ impl Sequencer {
         mut requests: mpsc::Receiver<Request>,
         ready: oneshot::Sender<Result<(), StoreError>>,
     ) {
-        let mut tip = match self.resync().await {
-            Ok(tip) => {
-                let _ = ready.send(Ok(()));
-                tip
-            }
-            Err(error) => {
-                let _ = ready.send(Err(error));
-                return;
+        let mut tip = loop {
+            match self.resync().await {
+                Ok(tip) => {
+                    let _ = ready.send(Ok(()));
+                    break tip;
+                }
+                // NATS or the stream's leader not there yet: wait for it.
+                Err(error @ StoreError::Unavailable(_)) if self.failure.get().is_none() => {
+                    tracing::warn!(%error, "catching up with the log stream; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(error) => {
+                    let _ = ready.send(Err(error));
+                    return;
+                }
             }
         };
         let mut deferred: Vec<Request> = Vec::new();
@@ -309,59 +295,29 @@ impl Sequencer {
 
     /// Writes `sealed` as one atomic batch after `tip`; the stream's sequence of its last message.
     async fn publish(&self, sealed: &[Sealed], tip: &Tip) -> Result<u64, StoreError> {
-        let total: usize = sealed.iter().map(|s| s.envelopes.len()).sum();
-        let batch_id = uuid::Uuid::now_v7().simple().to_string();
-        let mut n = 0;
+        let mut messages = Vec::new();
         for s in sealed {
-            let trace = match (&self.headers_for, &s.request.req.command) {
+            let req = &s.request.req;
+            let trace = match (&self.headers_for, &req.command) {
                 (Some(headers_for), Some(command)) => headers_for(&command.meta),
                 _ => Vec::new(),
             };
-            for (k, (envelope, payload)) in s.envelopes.iter().zip(&s.payloads).enumerate() {
-                n += 1;
-                let mut headers = HeaderMap::new();
-                headers.insert(NATS_MESSAGE_ID, envelope.event_id.as_str());
-                headers.insert(BATCH_ID, batch_id.as_str());
-                headers.insert(BATCH_SEQUENCE, n.to_string().as_str());
-                if n == 1 {
-                    headers.insert(NATS_EXPECTED_LAST_SEQUENCE, tip.seq.to_string().as_str());
-                }
-                if k == 0 {
-                    let req = &s.request.req;
-                    let header = AppendHeader::new(
-                        s.envelopes.len(),
-                        req.command.as_ref(),
-                        req.reserve_order.as_ref(),
-                    );
-                    headers.insert(APPEND_HEADER, header.encode().as_str());
-                }
-                for (name, value) in &trace {
-                    headers.insert(name.as_str(), value.as_str());
-                }
-                let subject = self
-                    .config
-                    .subject(&envelope.dispute_id, &envelope.event_type);
-                if n < total {
-                    self.client
-                        .publish_with_headers(subject, headers, payload.clone())
-                        .await
-                        .map_err(|e| StoreError::Unavailable(format!("publish: {e}")))?;
-                    continue;
-                }
-                headers.insert(BATCH_COMMIT, "1");
-                let request = async_nats::Request::new()
-                    .headers(headers)
-                    .payload(payload.clone())
-                    .timeout(Some(COMMIT_TIMEOUT));
-                let ack = self
-                    .client
-                    .send_request(subject, request)
-                    .await
-                    .map_err(|e| StoreError::Unavailable(format!("commit: {e}")))?;
-                return committed(&ack.payload, tip.seq + total as u64);
+            let header = AppendHeader::new(
+                s.envelopes.len(),
+                req.command.as_ref(),
+                req.reserve_order.as_ref(),
+            );
+            let mut header = Some(header.encode());
+            for (envelope, payload) in s.envelopes.iter().zip(&s.payloads) {
+                messages.push(BatchMessage {
+                    envelope,
+                    payload: payload.clone(),
+                    append: header.take(),
+                    extra: trace.clone(),
+                });
             }
         }
-        unreachable!("a batch has events")
+        publish_batch(&self.client, &self.config, messages, tip.seq).await
     }
 
     /// Waits until the replica holds the log up to `last`.
@@ -491,29 +447,6 @@ fn seal(request: &Request, at: &mut Tip) -> Result<(Vec<Envelope>, Vec<Bytes>), 
     }
     *at = next;
     Ok((envelopes, payloads))
-}
-
-/// The commit's ack read: the last sequence, which must be `expected`.
-fn committed(payload: &[u8], expected: u64) -> Result<u64, StoreError> {
-    let ack: PubAck = serde_json::from_slice(payload).map_err(|e| {
-        StoreError::Unavailable(format!(
-            "the batch's ack is unreadable ({e}): {}",
-            String::from_utf8_lossy(payload)
-        ))
-    })?;
-    if let Some(error) = ack.error {
-        return Err(StoreError::Unavailable(format!(
-            "the stream refused the batch ({}): {}",
-            error.err_code.unwrap_or(0),
-            error.description.unwrap_or_default()
-        )));
-    }
-    match ack.seq {
-        Some(seq) if seq == expected => Ok(seq),
-        other => Err(StoreError::Unavailable(format!(
-            "the batch's last message is at {other:?}, not {expected}"
-        ))),
-    }
 }
 
 fn unavailable(error: &StoreError) -> StoreError {

@@ -75,7 +75,17 @@ impl JetStreamStore {
         headers_for: Option<HeadersFor>,
     ) -> Result<JetStreamStore, OpenError> {
         let js = jetstream::new(client.clone());
-        ensure_log_stream(&js, &config).await?;
+        // A cluster that is starting (no JetStream leader yet) is waited for; an unsafe stream is not.
+        loop {
+            match ensure_log_stream(&js, &config).await {
+                Ok(_) => break,
+                Err(error @ LogStreamError::Unsafe { .. }) => return Err(error.into()),
+                Err(error) => {
+                    tracing::warn!(%error, "the log stream is not reachable yet; trying again");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+            }
+        }
         // The copy is derived from the stream: it needs no fsync of its own.
         let replica_options = StoreOptions {
             durability: Durability::Buffered,

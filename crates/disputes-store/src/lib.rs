@@ -35,8 +35,8 @@ pub use api::{
 // The envelope, its canonical bytes and the chain check live in `disputes-envelope` (pure, shared
 // with the client crate); re-exported so the store's users see one API.
 pub use disputes_envelope::{
-    canonical_bytes, canonical_json, compute_hash, parse_envelope, ActorRef, Chain, Draft,
-    Envelope, NewEvent, GENESIS_PREV_HASH,
+    canonical_bytes, canonical_bytes_with_hash, canonical_json, compute_hash, parse_envelope,
+    ActorRef, Chain, Draft, Envelope, NewEvent, GENESIS_PREV_HASH,
 };
 pub use error::StoreError;
 pub use log_reader::{Entry, LogReader, Unreadable};

@@ -5,10 +5,12 @@
 //! writer and writes nothing. It reads every entry as stored, whatever the head and indexes say;
 //! what does not read back as the envelope of its seq is an [`Unreadable`] entry, not an error.
 
+use std::collections::HashMap;
 use std::path::Path;
 
+use crate::api::CommandRecord;
 use crate::error::StoreError;
-use crate::layout::{decode_u64, seq_key, stream_prefix, FORMAT, FORMAT_KEY};
+use crate::layout::{decode_u64, seq_key, stream_prefix, CommandRow, FORMAT, FORMAT_KEY};
 use crate::sled_store::Trees;
 use crate::stored::decode_stored;
 use disputes_envelope::Envelope;
@@ -87,6 +89,35 @@ impl LogReader {
                 };
                 Some(entry)
             })
+    }
+
+    /// The record of command `command_id` (its fingerprint and meta, as a repeat is answered
+    /// from) with the seqs of its events: `first_seq` and how many.
+    pub fn command_record(
+        &self,
+        command_id: &str,
+    ) -> Result<Option<(CommandRecord, u64, u64)>, StoreError> {
+        let Some(bytes) = self.trees.commands.get(command_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let row = CommandRow::decode(command_id, &bytes)?;
+        let record = CommandRecord {
+            command_id: command_id.to_owned(),
+            fingerprint: row.fingerprint,
+            meta: row.meta,
+        };
+        Ok(Some((record, row.first_seq, row.count)))
+    }
+
+    /// Every order reservation, by the dispute holding it.
+    pub fn reservations(&self) -> Result<HashMap<String, String>, StoreError> {
+        let mut by_dispute = HashMap::new();
+        for item in self.trees.orders.iter() {
+            let (order, dispute) = item?;
+            let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+            by_dispute.insert(text(&dispute), text(&order));
+        }
+        Ok(by_dispute)
     }
 
     /// The entry at `seq`, if there is one.
