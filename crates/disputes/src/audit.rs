@@ -160,7 +160,7 @@ async fn connect(config: &NatsConfig) -> anyhow::Result<async_nats::Client> {
         .connection_timeout(CONNECT_TIMEOUT);
     let options = crate::nats::with_credentials(options, config).await?;
     options
-        .connect(config.url.as_str())
+        .connect(config.servers())
         .await
         .with_context(|| format!("connect to NATS at {}", config.url))
 }

@@ -66,6 +66,16 @@ impl Default for NatsConfig {
 }
 
 impl NatsConfig {
+    /// The servers of `url`: one URL, or several separated by commas (the nodes of a cluster, as
+    /// the NATS tools take them); the client tries them in turn and learns the others from them.
+    pub fn servers(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect()
+    }
+
     /// The password: `password`, or the first line of `password_file`, read now (when connecting,
     /// so that commands that do not connect, like `audit rebuild`, need no access to it).
     pub fn password(&self) -> anyhow::Result<Option<String>> {

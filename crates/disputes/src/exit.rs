@@ -11,5 +11,5 @@ pub const USAGE: u8 = 2;
 pub const LEASE_TAKEN: u8 = 3;
 /// The storage failed and the data dir takes writes again: start the service afresh.
 pub const STORAGE_FAILED: u8 = 4;
-/// `disputes audit verify` found the history broken.
+/// `disputes audit verify` found the history broken, or `disputes store import` refused it.
 pub const HISTORY_BROKEN: u8 = 5;

@@ -53,6 +53,23 @@ fn uuid_like() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 
+/// The bucket of leases: a key not renewed for [`LEASE_TTL`] lapses.
+pub(crate) async fn bucket(js: &jetstream::Context) -> anyhow::Result<kv::Store> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: BUCKET.into(),
+        history: 1,
+        max_age: LEASE_TTL,
+        storage: jetstream::stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .context("create the lease bucket")
+}
+
+pub(crate) fn hostname_pid() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
 impl Lease {
     /// Takes the writer lease for `prefix`, or fails with who holds it.
     pub(crate) async fn acquire(
@@ -60,16 +77,7 @@ impl Lease {
         prefix: &str,
         data_dir: &Path,
     ) -> anyhow::Result<Lease> {
-        let kv = js
-            .create_or_update_key_value(kv::Config {
-                bucket: BUCKET.into(),
-                history: 1,
-                max_age: LEASE_TTL,
-                storage: jetstream::stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .context("create the lease bucket")?;
+        let kv = bucket(js).await?;
         let holder = Holder {
             store_id: store_id(data_dir)?,
             host: hostname(),

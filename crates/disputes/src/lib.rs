@@ -20,6 +20,8 @@ pub mod config;
 pub mod exit;
 pub mod healthcheck;
 mod http;
+pub mod import;
+mod leader;
 mod lease;
 pub mod log;
 mod metrics;

@@ -44,6 +44,11 @@ enum Cmd {
         #[command(subcommand)]
         command: AuditCmd,
     },
+    /// Move a log between backends, or rebuild one from the events stream alone.
+    Store {
+        #[command(subcommand)]
+        command: StoreCmd,
+    },
     /// Ask a running service's HTTP endpoint whether it is ready (or healthy): exit 0 if so, else
     /// 1 with the reason. For container health checks, where there is no curl.
     Healthcheck {
@@ -146,6 +151,37 @@ enum AuditCmd {
     },
 }
 
+#[derive(Subcommand)]
+enum StoreCmd {
+    /// Build a new log from another, checking every event's seq, link and hash on the way: from a
+    /// stopped service's data dir or from the events stream alone, into a new data dir (sled) or
+    /// an empty log stream (`[store] backend = "jetstream"`). A history that does not verify is
+    /// refused, naming its first bad event (exit code 5); nothing from that event on is written.
+    Import {
+        /// Read the log of this data dir (its `events`, or a JetStream log's copy).
+        #[arg(long, group = "from", required = true)]
+        from_data_dir: Option<PathBuf>,
+        /// Read the events stream (`[nats] events_stream` at `[nats] url`).
+        #[arg(long, group = "from")]
+        from_stream: bool,
+        /// Write a new sled log into this data dir.
+        #[arg(long, group = "to", required = true)]
+        to_data_dir: Option<PathBuf>,
+        /// Write the log stream (`[nats] events_stream`, `[store] replicas`), which must be empty.
+        #[arg(long, group = "to")]
+        to_stream: bool,
+        /// The config: NATS url, credentials, prefix, stream name and replicas.
+        #[arg(long, env = "DISPUTES_CONFIG")]
+        config: Option<PathBuf>,
+        /// The NATS server (overrides the config's [nats] url).
+        #[arg(long)]
+        nats_url: Option<String>,
+        /// The new log stream's replicas (overrides the config's [store] replicas, default 3).
+        #[arg(long)]
+        replicas: Option<usize>,
+    },
+}
+
 /// The service allocates per request (JSON bodies, envelopes, read-model records); mimalloc
 /// spends less CPU on that than glibc's malloc (docs/performance.md, "Fourth session").
 #[global_allocator]
@@ -155,7 +191,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // An auditor's output is the answer; the service's is its log.
     let default_filter = match cli.command {
-        Cmd::Audit { .. } | Cmd::Healthcheck { .. } => "warn",
+        Cmd::Audit { .. } | Cmd::Healthcheck { .. } | Cmd::Store { .. } => "warn",
         _ => "info",
     };
     init_logs(cli.log_format, default_filter);
@@ -212,6 +248,51 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             health,
         } => healthcheck(config, addr, health),
         Cmd::Bench { args } => bench(&args),
+        Cmd::Store { command } => runtime.block_on(run_store(command)),
+    }
+}
+
+async fn run_store(command: StoreCmd) -> anyhow::Result<ExitCode> {
+    use disputes::import::{import, ImportError, ImportFrom, ImportTo};
+    let StoreCmd::Import {
+        from_data_dir,
+        from_stream: _,
+        to_data_dir,
+        to_stream: _,
+        config,
+        nats_url,
+        replicas,
+    } = command;
+    let mut config = Config::load(config.as_deref())?;
+    if let Some(url) = nats_url {
+        config.nats.url = url;
+    }
+    if let Some(replicas) = replicas {
+        anyhow::ensure!(
+            (1..=5).contains(&replicas),
+            "--replicas must be from 1 to 5"
+        );
+        config.store.replicas = replicas;
+    }
+    let from = from_data_dir.map_or(ImportFrom::Stream, ImportFrom::DataDir);
+    let to = to_data_dir.map_or(ImportTo::Stream, ImportTo::DataDir);
+    anyhow::ensure!(
+        !matches!((&from, &to), (ImportFrom::Stream, ImportTo::Stream)),
+        "--from-stream and --to-stream name the same stream ([nats] events_stream)"
+    );
+    match import(&config, from, to).await {
+        Ok(done) => {
+            println!(
+                "imported {} events in {} appends; chain intact",
+                done.events, done.appends
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error @ ImportError::Broken { .. }) => {
+            println!("REFUSED: {error}; nothing from that event on was written");
+            Ok(ExitCode::from(exit::HISTORY_BROKEN))
+        }
+        Err(ImportError::Other(error)) => Err(error),
     }
 }
 

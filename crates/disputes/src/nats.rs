@@ -52,7 +52,7 @@ pub(crate) async fn connect(
         });
     let options = with_credentials(options, config).await?;
     let client = options
-        .connect(config.url.as_str())
+        .connect(config.servers())
         .await
         .with_context(|| format!("connect to NATS at {}", config.url))?;
     let started = std::time::Instant::now();
@@ -155,14 +155,28 @@ pub(crate) async fn ensure_deadlines_stream(
     get_or_create(js, stream_config).await
 }
 
+/// How long start-up waits for JetStream to answer (a cluster that is forming has no leader
+/// yet) before it gives up.
+const JETSTREAM_READY_MAX: Duration = Duration::from_secs(60);
+
 async fn get_or_create(
     js: &jetstream::Context,
     stream_config: stream::Config,
 ) -> anyhow::Result<stream::Stream> {
     let name = stream_config.name.clone();
-    js.get_or_create_stream(stream_config)
-        .await
-        .with_context(|| format!("get or create JetStream stream {name}"))
+    let started = std::time::Instant::now();
+    loop {
+        match js.get_or_create_stream(stream_config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if started.elapsed() < JETSTREAM_READY_MAX => {
+                tracing::warn!(error = %e, stream = %name, "JetStream did not answer yet; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("get or create JetStream stream {name}"))
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,7 +21,8 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, stream::Stream};
 use async_nats::HeaderMap;
 use disputes_command::Trace;
-use disputes_store::{parse_envelope, Envelope, EventStore};
+use disputes_store::{parse_envelope, CommandRecord, Envelope, EventStore};
+use disputes_store_jetstream::{append_header, APPEND_HEADER};
 use tokio::sync::watch;
 
 use crate::shutdown::Shutdown;
@@ -244,16 +245,17 @@ impl<S: EventStore + 'static> Publisher<S> {
     /// to send. Any error means: look at the stream again before publishing anything more.
     async fn publish_from(&self, at: Resume) -> anyhow::Result<Option<Resume>> {
         let store = self.store.clone();
-        let (events, traces) = tokio::task::spawn_blocking(move || {
+        let (events, headers) = tokio::task::spawn_blocking(move || {
             let events = store.read_from(at.next, BATCH_EVENTS_MAX)?;
-            let traces = traces_of(&*store, &events)?;
-            Ok::<_, disputes_store::StoreError>((events, traces))
+            let headers = headers_of(&*store, &events)?;
+            Ok::<_, disputes_store::StoreError>((events, headers))
         })
         .await??;
         let Some(last) = events.last().map(|e| e.seq) else {
             return Ok(None);
         };
         assert_eq!(events[0].seq, at.next, "the store's log is gap-free");
+        let extra = headers;
         let mut acks = Vec::with_capacity(events.len());
         let mut previous: Option<&str> = None;
         for (i, envelope) in events.iter().enumerate() {
@@ -271,7 +273,11 @@ impl<S: EventStore + 'static> Publisher<S> {
                 headers.insert(async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID, previous);
             }
             previous = Some(envelope.event_id.as_str());
-            crate::trace::add(&mut headers, &traces[i]);
+            let (trace, append) = &extra[i];
+            crate::trace::add(&mut headers, trace);
+            if let Some(append) = append {
+                headers.insert(APPEND_HEADER, append.as_str());
+            }
             let subject = event_subject(&self.prefix, envelope);
             let payload = serde_json::to_vec(envelope).expect("envelopes serialize");
             acks.push(
@@ -301,30 +307,62 @@ impl<S: EventStore + 'static> Publisher<S> {
     }
 }
 
-/// The trace each event's command was sent with (its record's `meta`); one lookup per command,
-/// as a command's events are consecutive.
-fn traces_of<S: EventStore + ?Sized>(
+/// Each event's trace (its command's record `meta`) and, on the first event of each append, its
+/// `Disputes-Append` header (docs/cluster.md: the count, the command record, the order), so that
+/// the stream alone can rebuild the log with every command record (`disputes store import
+/// --from-stream`). One lookup per command, as a command's events are consecutive; an event of no
+/// command (an expiry) is an append of its own.
+fn headers_of<S: EventStore + ?Sized>(
     store: &S,
     events: &[Envelope],
-) -> Result<Vec<Trace>, disputes_store::StoreError> {
-    let mut traces = Vec::with_capacity(events.len());
+) -> Result<Vec<(Trace, Option<String>)>, disputes_store::StoreError> {
+    let mut out = Vec::with_capacity(events.len());
     let mut last: Option<(&str, Trace)> = None;
     for envelope in events {
-        let trace = match (envelope.command_id.as_deref(), &last) {
-            (None, _) => Trace::default(),
-            (Some(id), Some((last_id, trace))) if id == *last_id => trace.clone(),
-            (Some(id), _) => {
-                let trace = store
-                    .command_meta(id)?
-                    .map(|meta| Trace::from_meta(&meta))
-                    .unwrap_or_default();
-                last = Some((id, trace.clone()));
-                trace
-            }
+        let Some(id) = envelope.command_id.as_deref() else {
+            out.push((Trace::default(), Some(append_header(1, None, None))));
+            continue;
         };
-        traces.push(trace);
+        if let Some((last_id, trace)) = &last {
+            if *last_id == id {
+                out.push((trace.clone(), None));
+                continue;
+            }
+        }
+        let (trace, header) = match store.command(id)? {
+            Some(outcome) => {
+                let starts = outcome.events.first().map(|e| e.seq) == Some(envelope.seq);
+                let count = outcome.events.len();
+                let record = CommandRecord {
+                    command_id: id.to_owned(),
+                    fingerprint: outcome.fingerprint,
+                    meta: outcome.meta,
+                };
+                let order = reserved_order(store, envelope)?;
+                let header = starts.then(|| append_header(count, Some(&record), order.as_ref()));
+                (Trace::from_meta(&record.meta), header)
+            }
+            None => (Trace::default(), None),
+        };
+        last = Some((id, trace.clone()));
+        out.push((trace, header));
     }
-    Ok(traces)
+    Ok(out)
+}
+
+/// The order a dispute's opening append reserved: its `DisputeOpened`'s, as the store holds it.
+fn reserved_order<S: EventStore + ?Sized>(
+    store: &S,
+    envelope: &Envelope,
+) -> Result<Option<String>, disputes_store::StoreError> {
+    if envelope.version != 1 || envelope.event_type != "DisputeOpened" {
+        return Ok(None);
+    }
+    let Some(order) = envelope.data["order_id"].as_str() else {
+        return Ok(None);
+    };
+    let held = store.order_holder(order)?;
+    Ok((held.as_deref() == Some(envelope.dispute_id.as_str())).then(|| order.to_owned()))
 }
 
 pub(crate) fn event_subject(prefix: &str, envelope: &Envelope) -> String {

@@ -13,6 +13,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::clock::now;
 use crate::config::{ActorTokens, Backend, Config};
+use crate::leader;
 use crate::lease::{Lease, LeaseLost, RENEW_EVERY};
 use crate::log::Log;
 use crate::metrics::{Dropped, Metrics};
@@ -155,7 +156,10 @@ async fn open_local(
             let Some(remote) = until_stopped(shutdown, Remote::connect(config)).await? else {
                 return Ok(None);
             };
-            let log = Log::open_jetstream(config, remote.client.clone()).await?;
+            let opening = Log::open_jetstream(config, remote.client.clone());
+            let Some(log) = until_stopped(shutdown, opening).await? else {
+                return Ok(None);
+            };
             Ok(Some((Local::open(config, log)?, Some(remote))))
         }
     }
@@ -321,13 +325,7 @@ fn start_tasks(
         tasks.spawn(publisher.run(remote.connected.clone(), shutdown.clone()));
         watches
     };
-    let scheduler = Scheduler {
-        projections: local.projections.clone(),
-        js: remote.js.clone(),
-        prefix: prefix.clone(),
-        metrics: local.metrics.clone(),
-    };
-    tasks.spawn(scheduler.run(shutdown.clone()));
+    spawn_scheduler(&mut tasks, local, remote, prefix, shutdown);
     tasks.spawn(consume_expiries(
         remote.js.clone(),
         config.nats.deadlines_stream.clone(),
@@ -346,6 +344,37 @@ fn start_tasks(
         published,
         publisher_problem,
     })
+}
+
+/// The scheduler: on the sled log the writer lease already makes this the only instance; on the
+/// JetStream log several instances may share it, and one schedules at a time (`leader`).
+fn spawn_scheduler(
+    tasks: &mut tokio::task::JoinSet<()>,
+    local: &Local,
+    remote: &Remote,
+    prefix: &str,
+    shutdown: &Shutdown,
+) {
+    let scheduler = {
+        let (projections, js) = (local.projections.clone(), remote.js.clone());
+        let (prefix, metrics) = (prefix.to_owned(), local.metrics.clone());
+        move |shutdown: Shutdown| {
+            let scheduler = Scheduler {
+                projections: projections.clone(),
+                js: js.clone(),
+                prefix: prefix.clone(),
+                metrics: metrics.clone(),
+            };
+            scheduler.run(shutdown)
+        }
+    };
+    if local.store.is_stream() {
+        let key = format!("{prefix}.scheduler");
+        let js = remote.js.clone();
+        tasks.spawn(leader::lead(js, key, shutdown.clone(), scheduler));
+    } else {
+        tasks.spawn(scheduler(shutdown.clone()));
+    }
 }
 
 /// After the endpoints stopped: let the publisher send what the store holds, stop the tasks,

@@ -16,7 +16,7 @@ const NODES: usize = 3;
 
 /// Node `n` (1-based): the shipped `cluster/n<n>.conf` and `auth.conf` verbatim; `common.conf`
 /// with loopback ports, the test's route ports and a temporary store.
-fn start_node(n: usize, route_ports: [u16; NODES]) -> NatsServer {
+pub(crate) fn start_node(n: usize, route_ports: [u16; NODES]) -> NatsServer {
     let dir = tempfile::tempdir().expect("temp dir");
     let store_dir = format!("store_dir: \"{}\"", dir.path().join("jetstream").display());
     let route_listen = format!("listen: \"127.0.0.1:{}\"", route_ports[n - 1]);

@@ -9,6 +9,7 @@
 mod kit;
 
 mod cluster;
+mod cluster_mode;
 mod permissions;
 mod probe;
 mod replies;

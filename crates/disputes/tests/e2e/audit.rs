@@ -65,7 +65,7 @@ fn path_arg(path: &Path) -> String {
 
 /// `audit <command…> --data-dir <dir>`. One at a time: sled lets one process open a data dir, and
 /// the tests share one.
-fn on_dir(dir: &Path, command: &[&str]) -> Run {
+pub(crate) fn on_dir(dir: &Path, command: &[&str]) -> Run {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = path_arg(dir);
@@ -82,7 +82,7 @@ pub(crate) fn on_stream(url: &str, command: &[&str]) -> Run {
     audit(&args)
 }
 
-fn ndjson(text: &str) -> Vec<Value> {
+pub(crate) fn ndjson(text: &str) -> Vec<Value> {
     text.lines()
         .map(|line| serde_json::from_str(line).expect("each line is JSON"))
         .collect()

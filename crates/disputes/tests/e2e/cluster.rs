@@ -180,3 +180,55 @@ async fn two_instances_serve_one_log_and_losing_one_mid_burst_loses_nothing_ackn
         "the log goes on after what it held"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schedulers_instance_killed_while_deadlines_come_due_every_deadline_still_fires_once() {
+    let nats = NatsServer::start();
+    let client = Client::connect(&nats.url()).await;
+    let policy = "[policy]\nseller_response = \"4s\"\n";
+    let mut instances = [
+        Service::start_jetstream(&nats.url(), policy),
+        Service::start_jetstream(&nats.url(), policy),
+    ];
+    for instance in &mut instances {
+        instance.wait_ready(&client).await;
+    }
+    let leads = |s: &Service| s.log().contains("lease taken");
+    let mut waited = 0;
+    while !instances.iter().any(leads) {
+        assert!(waited < 200, "no instance took the scheduler's lease");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    let leader = instances.iter().position(leads).unwrap();
+    let mut disputes = Vec::new();
+    for _ in 0..10 {
+        let d = Dispute::new(&client);
+        d.open("not_received", 100, json!({"solution": "full_refund"}))
+            .await;
+        disputes.push(d);
+    }
+    // Before the seller's 4 s are up: the scheduler's instance dies.
+    instances[leader].kill();
+    let survivor = &instances[1 - leader];
+    for d in &disputes {
+        let mut types = Vec::new();
+        for _ in 0..600 {
+            types = d.types().await;
+            if types.iter().any(|t| t == "DisputeResolved") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let count = |t: &str| types.iter().filter(|x| *x == t).count();
+        assert_eq!(
+            count("DeadlineExpired"),
+            1,
+            "{}: {types:?}\n{}",
+            d.id,
+            survivor.log()
+        );
+        assert_eq!(count("DisputeResolved"), 1, "{}: {types:?}", d.id);
+    }
+    assert!(leads(survivor), "the survivor took the lease over");
+}

@@ -13,6 +13,7 @@ mod concurrency;
 mod console_browser;
 mod deadlines;
 mod faults;
+mod import;
 mod lifecycle;
 mod metrics;
 mod operators;

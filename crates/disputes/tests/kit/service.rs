@@ -104,6 +104,45 @@ impl Service {
         service
     }
 
+    /// Starts with `nats_keys` added to `[nats]` (credentials) and `store_keys` to `[store]`
+    /// (the backend), whatever the suite runs on.
+    pub(crate) fn start_custom(
+        nats_url: &str,
+        nats_keys: &str,
+        store_keys: &str,
+        extra: &str,
+    ) -> Service {
+        let dir = tempfile::tempdir().expect("service temp dir");
+        let data_dir = dir.path().join("data");
+        let mut service =
+            Service::configure_with(dir.path(), &data_dir, nats_url, extra, store_keys);
+        let config = std::fs::read_to_string(&service.config_path).expect("read service config");
+        let (nats, rest) = config.split_once("\n\n").expect("[nats] comes first");
+        let config = format!("{nats}\n{nats_keys}\n\n{rest}");
+        std::fs::write(&service.config_path, config).expect("write service config");
+        service._dir = Some(dir);
+        service.spawn();
+        service
+    }
+
+    /// Like `start_custom`, on a given dir (its data dir is `<dir>/data`).
+    pub(crate) fn start_custom_on(
+        dir: &Path,
+        nats_url: &str,
+        nats_keys: &str,
+        store_keys: &str,
+        extra: &str,
+    ) -> Service {
+        let mut service =
+            Service::configure_with(dir, &dir.join("data"), nats_url, extra, store_keys);
+        let config = std::fs::read_to_string(&service.config_path).expect("read service config");
+        let (nats, rest) = config.split_once("\n\n").expect("[nats] comes first");
+        let config = format!("{nats}\n{nats_keys}\n\n{rest}");
+        std::fs::write(&service.config_path, config).expect("write service config");
+        service.spawn();
+        service
+    }
+
     /// Starts on the JetStream log (one node, replicas 1) whatever the suite runs on.
     pub(crate) fn start_jetstream(nats_url: &str, extra: &str) -> Service {
         let dir = tempfile::tempdir().expect("service temp dir");
