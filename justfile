@@ -18,7 +18,7 @@ test:
     rm -rf {{target}}/traffic
     DISPUTES_TRAFFIC_DIR={{target}}/traffic cargo test --workspace --all-targets
     # The end-to-end suite again, every service of it on the JetStream log (one node, replicas 1).
-    DISPUTES_TRAFFIC_DIR={{target}}/traffic DISPUTES_TEST_BACKEND=jetstream cargo test -p disputes --test e2e
+    DISPUTES_TRAFFIC_DIR={{target}}/traffic DISPUTES_TEST_BACKEND=jetstream cargo test --workspace --test e2e
     node --test crates/disputes/console/
     tools/check-observability.sh
     tools/check-asyncapi.sh
