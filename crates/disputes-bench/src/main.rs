@@ -13,6 +13,7 @@
 //!
 //! Its own binary, so that the service carries none of this code nor its dependencies.
 
+mod cluster;
 mod inproc;
 mod nats;
 mod report;
@@ -62,6 +63,9 @@ pub(crate) enum Workload {
     Lag,
     /// `get` and `list` over NATS while commands run.
     Queries,
+    /// The `nats` lifecycle with the log on a three-node loopback JetStream cluster, beside raw
+    /// atomic batches of the same appends.
+    Cluster,
 }
 
 /// As in the `disputes` binary, so the in-process service runs as it is shipped.
@@ -113,6 +117,7 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Workload::Scheduler => nats::scheduler(tmp.path(), &args).await?,
         Workload::Lag => sustained::lag(tmp.path(), &args).await?,
         Workload::Queries => sustained::queries(tmp.path(), &args).await?,
+        Workload::Cluster => cluster::cluster(tmp.path(), &args).await?,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);

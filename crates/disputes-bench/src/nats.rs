@@ -54,9 +54,26 @@ pub(crate) async fn start_service(
     config.store.path = data_dir.to_owned();
     config.http.listen = http_listen.to_owned();
     config.policy = policy;
+    start_service_with(config).await
+}
+
+/// An in-process service on `config`, stopped by the returned trigger, once it answers queries.
+pub(crate) async fn start_service_with(
+    config: Config,
+) -> anyhow::Result<(
+    shutdown::Trigger,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    async_nats::Client,
+)> {
+    let servers: Vec<String> = config
+        .nats
+        .servers()
+        .into_iter()
+        .map(String::from)
+        .collect();
     let (trigger, shutdown) = shutdown::channel();
     let task = tokio::spawn(disputes::service::serve_until(config, shutdown));
-    let client = async_nats::connect(url).await?;
+    let client = async_nats::connect(servers).await?;
     let started = Instant::now();
     loop {
         if let Ok(Ok(reply)) = tokio::time::timeout(

@@ -4,15 +4,15 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_nats::jetstream;
 use bytes::Bytes;
 use disputes_store::limits::{ENVELOPE_BYTES_MAX, STREAM_EVENTS_MAX};
 use disputes_store::{
-    AppendOutcome, AppendRequest, Draft, Envelope, EventStore, SledStore, StoreError,
-    GENESIS_PREV_HASH,
+    AppendOutcome, AppendRequest, CommandOutcome, Draft, Envelope, EventStore, SledStore,
+    StoreError, GENESIS_PREV_HASH,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -68,6 +68,8 @@ pub(crate) struct Sequencer {
     pub failure: Arc<Failure>,
     pub headers_for: Option<HeadersFor>,
     pub counters: Arc<Counters>,
+    /// What the stream committed that the copy may not hold yet (the store's reads see it too).
+    pub committed: Arc<Mutex<Committed>>,
 }
 
 /// What the sequencer did since the store opened.
@@ -81,7 +83,7 @@ pub(crate) struct Counters {
 impl Sequencer {
     /// Catches up, says so on `ready`, then serves appends until every sender is gone.
     pub(crate) async fn run(
-        self,
+        mut self,
         mut requests: mpsc::Receiver<Request>,
         ready: oneshot::Sender<Result<(), StoreError>>,
     ) {
@@ -125,38 +127,43 @@ impl Sequencer {
         }
     }
 
+    fn committed(&self) -> std::sync::MutexGuard<'_, Committed> {
+        self.committed.lock().expect("committed lock")
+    }
+
     /// Commits what of `batch` is accepted, answering every request but those deferred to the next
     /// batch (a command id repeated inside this one), which it returns.
-    async fn commit(&self, batch: Vec<Request>, tip: &mut Tip) -> Vec<Request> {
+    async fn commit(&mut self, batch: Vec<Request>, tip: &mut Tip) -> Vec<Request> {
         let (mut pending, mut deferred, mut resynced) = (batch, Vec::new(), false);
         for attempt in 1..=ATTEMPTS_MAX {
             if let Some(error) = self.failure.get() {
                 refuse_all(pending, &unavailable(&error));
                 return deferred;
             }
+            self.committed().prune(self.replica.head());
             let (sealed, later) = self.judge(pending, tip, resynced);
             deferred.extend(later);
             if sealed.is_empty() {
                 return deferred;
             }
+            // Durable once the stream committed it: answered then, judged against from then on,
+            // without waiting for the copy to hold it.
             let error = match self.publish(&sealed, tip).await {
-                Ok(last) => match self.imported(last).await {
-                    Ok(()) => {
-                        let hash = sealed.last().and_then(|s| s.envelopes.last());
-                        *tip = Tip {
-                            seq: last,
-                            hash: hash.expect("a sealed append has events").hash.clone(),
-                        };
-                        self.counters.batches.fetch_add(1, Ordering::Relaxed);
-                        let appends = sealed.len() as u64;
-                        self.counters.appends.fetch_add(appends, Ordering::Relaxed);
-                        for s in sealed {
-                            s.request.answer(Ok(AppendOutcome::Appended(s.envelopes)));
-                        }
-                        return deferred;
+                Ok(last) => {
+                    let hash = sealed.last().and_then(|s| s.envelopes.last());
+                    *tip = Tip {
+                        seq: last,
+                        hash: hash.expect("a sealed append has events").hash.clone(),
+                    };
+                    self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                    let appends = sealed.len() as u64;
+                    self.counters.appends.fetch_add(appends, Ordering::Relaxed);
+                    for s in sealed {
+                        self.committed().record(&s);
+                        s.request.answer(Ok(AppendOutcome::Appended(s.envelopes)));
                     }
-                    Err(error) => error,
-                },
+                    return deferred;
+                }
                 Err(error) => error,
             };
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
@@ -165,6 +172,8 @@ impl Sequencer {
             tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
             match self.resync().await {
                 Ok(fresh) => {
+                    // The copy holds the whole stream now, whatever this sequencer committed.
+                    self.committed().clear();
                     *tip = fresh;
                     resynced = true;
                 }
@@ -240,11 +249,20 @@ impl Sequencer {
         overlay: &Overlay,
     ) -> Result<Option<AppendOutcome>, StoreError> {
         if let Some(command) = &req.command {
+            if let Some(outcome) = self.committed().command(&command.command_id) {
+                return Ok(Some(AppendOutcome::Duplicate(outcome)));
+            }
             if let Some(outcome) = self.replica.command(&command.command_id)? {
                 return Ok(Some(AppendOutcome::Duplicate(outcome)));
             }
         }
-        let actual = overlay.version(&self.replica, &req.dispute_id)?;
+        let actual = match overlay.versions.get(&req.dispute_id) {
+            Some(version) => *version,
+            None => match self.committed().version(&req.dispute_id) {
+                Some(version) => version,
+                None => self.replica.stream_version(&req.dispute_id)?,
+            },
+        };
         if actual != req.expected_version {
             return Err(StoreError::VersionConflict {
                 expected: req.expected_version,
@@ -259,7 +277,10 @@ impl Sequencer {
         if let Some(order_id) = &req.reserve_order {
             let holder = match overlay.orders.get(order_id) {
                 Some(holder) => Some(holder.clone()),
-                None => self.replica.order_holder(order_id)?,
+                None => match self.committed().order_holder(order_id) {
+                    Some(holder) => Some(holder),
+                    None => self.replica.order_holder(order_id)?,
+                },
             };
             if let Some(dispute_id) = holder.filter(|h| *h != req.dispute_id) {
                 return Err(StoreError::OrderTaken {
@@ -391,19 +412,95 @@ struct Overlay {
 }
 
 impl Overlay {
-    fn version(&self, replica: &SledStore, dispute_id: &str) -> Result<u64, StoreError> {
-        match self.versions.get(dispute_id) {
-            Some(version) => Ok(*version),
-            None => replica.stream_version(dispute_id),
-        }
-    }
-
     fn record(&mut self, req: &AppendRequest, count: u64) {
         self.versions
             .insert(req.dispute_id.clone(), req.expected_version + count);
         if let Some(order_id) = &req.reserve_order {
             self.orders.insert(order_id.clone(), req.dispute_id.clone());
         }
+    }
+}
+
+/// Appends the stream committed that the copy may not hold yet, each with the seq of its last
+/// event: judged against as the copy would be, dropped once the copy holds them.
+#[derive(Default)]
+pub(crate) struct Committed {
+    versions: HashMap<String, (u64, u64)>,
+    orders: HashMap<String, (String, u64)>,
+    commands: HashMap<String, (CommandOutcome, u64)>,
+    events: HashMap<String, Vec<Envelope>>,
+    /// The last seq committed by this sequencer.
+    head: u64,
+}
+
+impl Committed {
+    fn record(&mut self, sealed: &Sealed) {
+        let req = &sealed.request.req;
+        let last = sealed.envelopes.last().expect("a sealed append has events");
+        self.head = self.head.max(last.seq);
+        self.events
+            .entry(req.dispute_id.clone())
+            .or_default()
+            .extend(sealed.envelopes.iter().cloned());
+        self.versions
+            .insert(req.dispute_id.clone(), (last.version, last.seq));
+        if let Some(order_id) = &req.reserve_order {
+            self.orders
+                .insert(order_id.clone(), (req.dispute_id.clone(), last.seq));
+        }
+        if let Some(command) = &req.command {
+            let outcome = CommandOutcome {
+                fingerprint: command.fingerprint.clone(),
+                meta: command.meta.clone(),
+                dispute_id: req.dispute_id.clone(),
+                events: sealed.envelopes.clone(),
+            };
+            self.commands
+                .insert(command.command_id.clone(), (outcome, last.seq));
+        }
+    }
+
+    /// Drops what the copy holds (everything up to `copy_head`).
+    fn prune(&mut self, copy_head: u64) {
+        self.versions.retain(|_, (_, seq)| *seq > copy_head);
+        self.orders.retain(|_, (_, seq)| *seq > copy_head);
+        self.commands.retain(|_, (_, seq)| *seq > copy_head);
+        self.events.retain(|_, events| {
+            events.retain(|e| e.seq > copy_head);
+            !events.is_empty()
+        });
+    }
+
+    fn clear(&mut self) {
+        let head = self.head;
+        *self = Committed::default();
+        self.head = head;
+    }
+
+    /// The last seq this sequencer had committed (0: none).
+    pub(crate) fn head(&self) -> u64 {
+        self.head
+    }
+
+    pub(crate) fn version(&self, dispute_id: &str) -> Option<u64> {
+        self.versions.get(dispute_id).map(|(version, _)| *version)
+    }
+
+    pub(crate) fn order_holder(&self, order_id: &str) -> Option<String> {
+        self.orders
+            .get(order_id)
+            .map(|(dispute, _)| dispute.clone())
+    }
+
+    pub(crate) fn command(&self, command_id: &str) -> Option<CommandOutcome> {
+        self.commands
+            .get(command_id)
+            .map(|(outcome, _)| outcome.clone())
+    }
+
+    /// A dispute's committed events the copy may not hold yet, in version order.
+    pub(crate) fn events(&self, dispute_id: &str) -> Vec<Envelope> {
+        self.events.get(dispute_id).cloned().unwrap_or_default()
     }
 }
 

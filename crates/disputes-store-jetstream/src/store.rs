@@ -2,7 +2,7 @@
 
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_nats::jetstream;
 use disputes_store::{
@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::follower::{Failure, Follower};
 use crate::log_stream::{ensure_log_stream, LogConfig, LogStreamError};
-use crate::sequencer::{Counters, Request, Sequencer};
+use crate::sequencer::{Committed, Counters, Request, Sequencer};
 
 /// Extra headers for every event of a command, from its record's `meta` (the service's trace
 /// context: correlation id, `traceparent`).
@@ -52,6 +52,7 @@ pub struct LogStats {
 struct Inner {
     replica: SledStore,
     counters: Arc<Counters>,
+    committed: Arc<Mutex<Committed>>,
     requests: mpsc::Sender<Request>,
     failure: Arc<Failure>,
     follower: tokio::task::JoinHandle<()>,
@@ -101,6 +102,7 @@ impl JetStreamStore {
             })?;
         let failure = Arc::new(Failure::default());
         let counters = Arc::new(Counters::default());
+        let committed = Arc::new(Mutex::new(Committed::default()));
         let follower = tokio::spawn(
             Follower {
                 js: js.clone(),
@@ -120,11 +122,13 @@ impl JetStreamStore {
             failure: failure.clone(),
             headers_for,
             counters: counters.clone(),
+            committed: committed.clone(),
         };
         tokio::spawn(sequencer.run(queue, ready));
         let inner = Inner {
             replica,
             counters,
+            committed,
             requests,
             failure,
             follower,
@@ -147,6 +151,10 @@ impl JetStreamStore {
             appends: read(&c.appends),
             retries: read(&c.retries),
         }
+    }
+
+    fn committed(&self) -> std::sync::MutexGuard<'_, Committed> {
+        self.inner.committed.lock().expect("committed lock")
     }
 
     /// This instance's copy of the log (what reads are answered from).
@@ -176,16 +184,23 @@ impl EventStore for JetStreamStore {
         answer.recv().map_err(|_| closed())?
     }
 
+    /// The copy's events, and after them what this instance appended that the copy does not hold
+    /// yet (an append is answered once the stream has it, a moment before the copy does).
     fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError> {
-        self.inner.replica.read_stream(dispute_id)
+        let pending = self.committed().events(dispute_id);
+        let mut events = self.inner.replica.read_stream(dispute_id)?;
+        let held = events.last().map_or(0, |e| e.version);
+        events.extend(pending.into_iter().filter(|e| e.version > held));
+        Ok(events)
     }
 
     fn read_from(&self, from_seq: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
         self.inner.replica.read_from(from_seq, limit)
     }
 
+    /// The last durable seq: committed by the stream, held by the copy or about to be.
     fn head(&self) -> u64 {
-        self.inner.replica.head()
+        self.inner.replica.head().max(self.committed().head())
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
@@ -193,6 +208,9 @@ impl EventStore for JetStreamStore {
     }
 
     fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError> {
+        if let Some(outcome) = self.committed().command(command_id) {
+            return Ok(Some(outcome));
+        }
         self.inner.replica.command(command_id)
     }
 
@@ -201,10 +219,16 @@ impl EventStore for JetStreamStore {
     }
 
     fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError> {
+        if let Some(holder) = self.committed().order_holder(order_id) {
+            return Ok(Some(holder));
+        }
         self.inner.replica.order_holder(order_id)
     }
 
     fn stream_version(&self, dispute_id: &str) -> Result<u64, StoreError> {
+        if let Some(version) = self.committed().version(dispute_id) {
+            return Ok(version);
+        }
         self.inner.replica.stream_version(dispute_id)
     }
 

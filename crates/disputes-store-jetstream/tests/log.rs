@@ -57,6 +57,16 @@ fn request(dispute: &str, version: u64, command: Option<&str>, count: usize) -> 
     }
 }
 
+/// A dispute's version from a blocking thread, as the command side reads it (the read waits for
+/// the copy to hold this instance's own appends).
+async fn version_of(store: &JetStreamStore, dispute: &str) -> u64 {
+    let (store, dispute) = (store.clone(), dispute.to_owned());
+    tokio::task::spawn_blocking(move || store.stream_version(&dispute))
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 /// `append` from a blocking thread, as the command side calls it.
 async fn append(store: &JetStreamStore, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
     let store = store.clone();
@@ -112,6 +122,8 @@ async fn appends_land_in_the_stream_at_their_seq_and_repeats_conflicts_and_held_
         append(&store, taken).await,
         Err(StoreError::OrderTaken { .. })
     ));
+    // Answered once the stream has it; the copy (what reads see) follows a moment later.
+    wait_for_head(&store, 4).await;
     assert_eq!(store.head(), 4);
     assert!(store.verify().unwrap().is_intact());
     // The stream holds exactly the log: each event at its own sequence, as published.
@@ -136,7 +148,7 @@ async fn a_deleted_copy_is_rebuilt_from_the_stream_and_still_knows_every_command
         let store = open(&server, &dir.path().join("copy")).await;
         for i in 0..20 {
             let dispute = format!("d-{}", i % 5);
-            let version = store.stream_version(&dispute).unwrap();
+            let version = version_of(&store, &dispute).await;
             let command = format!("c-{i}");
             events(
                 append(
@@ -146,6 +158,7 @@ async fn a_deleted_copy_is_rebuilt_from_the_stream_and_still_knows_every_command
                 .await,
             );
         }
+        wait_for_head(&store, 39).await;
         all(&store)
     };
     // Another instance, with nothing on its disk.
@@ -161,7 +174,7 @@ async fn a_deleted_copy_is_rebuilt_from_the_stream_and_still_knows_every_command
         append(&store, taken).await,
         Err(StoreError::OrderTaken { .. })
     ));
-    let version = store.stream_version("d-1").unwrap();
+    let version = version_of(&store, "d-1").await;
     let next = events(append(&store, request("d-1", version, Some("c-100"), 1)).await);
     assert_eq!(next[0].seq, before.len() as u64 + 1);
     assert_eq!(next[0].prev_hash, before.last().unwrap().hash);
@@ -184,7 +197,7 @@ async fn two_sequencers_racing_on_one_stream_never_both_append_and_the_log_verif
             let mut accepted = Vec::new();
             for i in 0..15u64 {
                 let dispute = format!("d-{}", (worker + i) % 4);
-                let version = store.stream_version(&dispute).unwrap();
+                let version = version_of(&store, &dispute).await;
                 let command = format!("c-{worker}-{i}");
                 match append(&store, request(&dispute, version, Some(&command), 1)).await {
                     Ok(AppendOutcome::Appended(events)) => accepted.push(events),

@@ -152,3 +152,25 @@ impl Drop for NatsServer {
         self.kill();
     }
 }
+
+/// `nodes` servers in one JetStream cluster on loopback (routes on free ports, every write
+/// fsynced, `max_payload` 256 KiB as shipped). A new replicated stream may take a few seconds to
+/// find its leader: create it with a retry.
+pub fn start_cluster(nodes: usize) -> Vec<NatsServer> {
+    let routes: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+    let list = routes
+        .iter()
+        .map(|p| format!("\"nats-route://127.0.0.1:{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (0..nodes)
+        .map(|i| {
+            NatsServer::start_with_config(&format!(
+                "listen: \"127.0.0.1:{{{{port}}}}\"\nserver_name: n{i}\nmax_payload: 262144\n\
+                 jetstream {{ store_dir: \"{{{{store_dir}}}}\", sync_interval: always }}\n\
+                 cluster {{ name: loopback, listen: \"127.0.0.1:{}\", routes: [{list}] }}\n",
+                routes[i]
+            ))
+        })
+        .collect()
+}

@@ -1,0 +1,185 @@
+//! `disputes bench cluster`: the lifecycle over NATS with the log on a three-node loopback cluster
+//! (`[store] backend = "jetstream"`, replicas 3, every write fsynced), beside the raw JetStream
+//! baseline of the same run: the very appends the service made (each as one atomic batch of the
+//! same messages) published again, by as many publishers as there were clients, to a second
+//! three-replica stream on the same cluster.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, stream};
+use async_nats::HeaderMap;
+use bytes::Bytes;
+use disputes::config::{Backend, Config};
+use disputes_store_jetstream::APPEND_HEADER;
+use disputes_testkit::nats::start_cluster;
+use futures::StreamExt as _;
+use serde_json::json;
+
+use crate::nats::{drive_client, start_service_with};
+use crate::report::{report, Bound, Goal, Measured, Report};
+use crate::BenchArgs;
+
+const RAW_STREAM: &str = "BENCH_RAW";
+
+pub(crate) async fn cluster(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
+    let (disputes, concurrency) = (
+        args.disputes.unwrap_or(1_000),
+        args.concurrency.unwrap_or(16),
+    );
+    let nodes = start_cluster(3);
+    let urls: Vec<String> = nodes.iter().map(|n| n.url()).collect();
+    let mut config = Config::default();
+    config.nats.url = urls.join(",");
+    config.store.path = dir.join("data");
+    config.store.backend = Backend::Jetstream;
+    config.store.replicas = 3;
+    config.http.listen = String::new();
+    let (trigger, task, client) = start_service_with(config).await?;
+    let (elapsed, latencies) = drive_client(&client, "cluster", disputes, concurrency).await?;
+    trigger.trip();
+    task.await??;
+    let (appends, service_batches) = appends_of_the_log(&client).await?;
+    let batches = appends.len();
+    let raw_elapsed = raw_batches(&client, appends, concurrency).await?;
+    // The raw side's rate in commands: the same appends (one per command) in its own time.
+    let raw_ops_per_sec = batches as f64 / raw_elapsed.as_secs_f64();
+    let ops = (disputes * 5) as u64;
+    let mut report = report(Measured {
+        workload: "cluster",
+        ops,
+        elapsed,
+        sorted_latencies: &latencies,
+        baseline: "the same appends as raw JetStream atomic batches (3 replicas, fsync always)",
+        baseline_ops_per_sec: Some(raw_ops_per_sec),
+        extra: Some(
+            json!({"appends": batches, "service_batches": service_batches,
+            "appends_per_batch": batches as f64 / service_batches.max(1) as f64,
+            "raw_secs": raw_elapsed.as_secs_f64()}),
+        ),
+    });
+    report.goals.push(Goal::new(
+        "cluster / raw JetStream batches (same run)",
+        report.ops_per_sec / raw_ops_per_sec,
+        Bound::AtLeast,
+        0.5,
+    ));
+    drop(nodes);
+    Ok(report)
+}
+
+/// Every append of the log stream (its messages' subjects and payloads, in log order), and how
+/// many atomic batches the service wrote them in.
+async fn appends_of_the_log(
+    client: &async_nats::Client,
+) -> anyhow::Result<(Vec<Vec<(String, Bytes)>>, usize)> {
+    let js = jetstream::new(client.clone());
+    let mut stream = js.get_stream("DISPUTE_EVENTS").await?;
+    let last = stream.info().await?.state.last_sequence;
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig::default())
+        .await?;
+    let mut messages = consumer.messages().await?;
+    let mut appends: Vec<Vec<(String, Bytes)>> = Vec::new();
+    let mut batches = std::collections::HashSet::new();
+    for _ in 0..last {
+        let message = tokio::time::timeout(Duration::from_secs(30), messages.next())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the log stream ended early"))??;
+        if let Some(id) = message
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Batch-Id"))
+        {
+            batches.insert(id.as_str().to_owned());
+        }
+        let starts = message
+            .headers
+            .as_ref()
+            .is_some_and(|h| h.get(APPEND_HEADER).is_some());
+        if starts || appends.is_empty() {
+            appends.push(Vec::new());
+        }
+        let subject = message
+            .subject
+            .as_str()
+            .replacen("disputes.evt", "bench.raw", 1);
+        appends
+            .last_mut()
+            .expect("an append")
+            .push((subject, message.payload.clone()));
+    }
+    Ok((appends, batches.len()))
+}
+
+/// Publishes each append as one atomic batch to a fresh three-replica stream, `concurrency`
+/// publishers taking appends in turn; the time it took.
+async fn raw_batches(
+    client: &async_nats::Client,
+    appends: Vec<Vec<(String, Bytes)>>,
+    concurrency: usize,
+) -> anyhow::Result<Duration> {
+    let js = jetstream::new(client.clone());
+    let config = stream::Config {
+        name: RAW_STREAM.into(),
+        subjects: vec!["bench.raw.>".into()],
+        storage: stream::StorageType::File,
+        num_replicas: 3,
+        allow_atomic_publish: true,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    while let Err(e) = js.get_or_create_stream(config.clone()).await {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "no raw stream: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let queue = Arc::new(Mutex::new(appends.into_iter()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (client, queue) = (client.clone(), queue.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().expect("queue").next();
+                let Some(append) = next else {
+                    return anyhow::Ok(());
+                };
+                publish_batch(&client, append).await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(started.elapsed())
+}
+
+async fn publish_batch(
+    client: &async_nats::Client,
+    messages: Vec<(String, Bytes)>,
+) -> anyhow::Result<()> {
+    let id = uuid::Uuid::now_v7().simple().to_string();
+    let count = messages.len();
+    for (n, (subject, payload)) in (1..).zip(messages) {
+        let mut headers = HeaderMap::new();
+        headers.insert("Nats-Batch-Id", id.as_str());
+        headers.insert("Nats-Batch-Sequence", n.to_string().as_str());
+        if n < count {
+            client
+                .publish_with_headers(subject, headers, payload)
+                .await?;
+            continue;
+        }
+        headers.insert("Nats-Batch-Commit", "1");
+        let ack = client
+            .request_with_headers(subject, headers, payload)
+            .await?;
+        let ack: serde_json::Value = serde_json::from_slice(&ack.payload)?;
+        anyhow::ensure!(ack["error"].is_null(), "raw batch refused: {ack}");
+    }
+    Ok(())
+}
