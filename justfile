@@ -51,5 +51,6 @@ bench:
     {{target}}/release/disputes bench nats --disputes 2000 --concurrency 16
     {{target}}/release/disputes bench queries --disputes 2000 --concurrency 16
     {{target}}/release/disputes bench lag --secs 60 --concurrency 16
+    {{target}}/release/disputes bench cluster --disputes 1000 --concurrency 16
     {{target}}/release/disputes bench replay --disputes 111112
     {{target}}/release/disputes bench scheduler --disputes 200000

@@ -41,6 +41,12 @@ fn every_workload_reports_its_goals() {
     assert_eq!(goals(&inproc), ["inproc / raw sled group commit"]);
     let nats = bench(&[&["nats"], &small[..]].concat());
     assert_eq!(goals(&nats), ["nats / inproc (same run)"]);
+    let cluster = bench(&[&["cluster"], &small[..]].concat());
+    assert_eq!(
+        goals(&cluster),
+        ["cluster / raw JetStream batches (same run)"]
+    );
+    assert_eq!(cluster["extra"]["appends"], 60, "{cluster}");
     let queries = bench(&[&["queries"], &small[..]].concat());
     assert_eq!(goals(&queries), ["queries / echo"]);
     let lag = bench(&["lag", "--secs", "2", "--concurrency", "2"]);
