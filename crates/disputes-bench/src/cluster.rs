@@ -42,6 +42,8 @@ pub(crate) async fn cluster(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
     task.await??;
     let (appends, service_batches) = appends_of_the_log(&client).await?;
     let batches = appends.len();
+    // The other shape the issue names: one message per append carrying its events, in one publish.
+    let single_elapsed = raw_single_messages(&client, &appends, concurrency).await?;
     let raw_elapsed = raw_batches(&client, appends, concurrency).await?;
     // The raw side's rate in commands: the same appends (one per command) in its own time.
     let raw_ops_per_sec = batches as f64 / raw_elapsed.as_secs_f64();
@@ -56,7 +58,8 @@ pub(crate) async fn cluster(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
         extra: Some(
             json!({"appends": batches, "service_batches": service_batches,
             "appends_per_batch": batches as f64 / service_batches.max(1) as f64,
-            "raw_secs": raw_elapsed.as_secs_f64()}),
+            "raw_secs": raw_elapsed.as_secs_f64(),
+            "raw_one_message_per_append_ops_per_sec": batches as f64 / single_elapsed.as_secs_f64()}),
         ),
     });
     report.goals.push(Goal::new(
@@ -111,6 +114,66 @@ async fn appends_of_the_log(
             .push((subject, message.payload.clone()));
     }
     Ok((appends, batches.len()))
+}
+
+/// Publishes each append as one message (its events' payloads as one JSON array) to a fresh
+/// three-replica stream, `concurrency` publishers taking appends in turn, each waiting for its ack;
+/// the time it took.
+async fn raw_single_messages(
+    client: &async_nats::Client,
+    appends: &[Vec<(String, Bytes)>],
+    concurrency: usize,
+) -> anyhow::Result<Duration> {
+    let js = jetstream::new(client.clone());
+    let config = stream::Config {
+        name: "BENCH_SINGLE".into(),
+        subjects: vec!["bench.single.>".into()],
+        storage: stream::StorageType::File,
+        num_replicas: 3,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    while let Err(e) = js.get_or_create_stream(config.clone()).await {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "no stream: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let messages: Vec<(String, Bytes)> = appends
+        .iter()
+        .map(|append| {
+            let subject = append[0].0.replacen("bench.raw", "bench.single", 1);
+            let mut body = b"[".to_vec();
+            for (i, (_, payload)) in append.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(payload);
+            }
+            body.push(b']');
+            (subject, Bytes::from(body))
+        })
+        .collect();
+    let queue = Arc::new(Mutex::new(messages.into_iter()));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (js, queue) = (js.clone(), queue.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let next = queue.lock().expect("queue").next();
+                let Some((subject, body)) = next else {
+                    return anyhow::Ok(());
+                };
+                js.publish(subject, body).await?.await?;
+            }
+        }));
+    }
+    for task in tasks {
+        task.await??;
+    }
+    Ok(started.elapsed())
 }
 
 /// Publishes each append as one atomic batch to a fresh three-replica stream, `concurrency`

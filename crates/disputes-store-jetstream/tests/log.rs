@@ -305,3 +305,131 @@ async fn a_writer_that_has_not_seen_the_other_writers_append_is_fenced_and_appen
         "each turn after the first was fenced: {a:?} {b:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_commands_sent_to_two_instances_append_once_and_read_as_one_judge_in_log_order() {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(&server, &dir.path().join("a")).await;
+    let b = open(&server, &dir.path().join("b")).await;
+    // Every command goes to both instances at once, as a client retrying on another would send it.
+    let mut results = Vec::new();
+    for i in 0..24u64 {
+        let dispute = format!("d-{}", i % 3);
+        let version = version_of(&a, &dispute)
+            .await
+            .max(version_of(&b, &dispute).await);
+        let req = request(
+            &dispute,
+            version,
+            Some(&format!("c-{i}")),
+            1 + (i % 2) as usize,
+        );
+        let (on_a, on_b) = tokio::join!(append(&a, req.clone()), append(&b, req.clone()));
+        results.push((req, on_a, on_b));
+    }
+    let head = a.stats().appends + b.stats().appends;
+    let mut log = Vec::new();
+    for store in [&a, &b] {
+        let mut watch = store.subscribe();
+        let want = results
+            .iter()
+            .filter_map(|(_, x, y)| appended_seq(x).or(appended_seq(y)))
+            .max();
+        if let Some(want) = want {
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                watch.wait_for(|h| *h >= want),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        }
+        log = all(store);
+        assert!(store.verify().unwrap().is_intact());
+    }
+    assert_eq!(
+        head as usize,
+        results
+            .iter()
+            .filter(|(_, x, y)| appended_seq(x).or(appended_seq(y)).is_some())
+            .count()
+    );
+    let duplicates = results
+        .iter()
+        .filter(|(_, x, y)| {
+            matches!(x, Ok(AppendOutcome::Duplicate(_)))
+                || matches!(y, Ok(AppendOutcome::Duplicate(_)))
+        })
+        .count();
+    // Both instances judged each command; the one that lost the race read the stream and
+    // answered from the first outcome (24 of 24 in three runs here).
+    assert!(duplicates > 0, "the race path ran");
+    one_judge_in_the_logs_order_agrees(&results, log.len());
+}
+
+type Sent = (
+    AppendRequest,
+    Result<AppendOutcome, StoreError>,
+    Result<AppendOutcome, StoreError>,
+);
+
+/// The same requests, in the log's order, on a fresh store of one instance: each append the
+/// cluster accepted lands where the cluster put it; a duplicate was answered with the first outcome.
+fn one_judge_in_the_logs_order_agrees(results: &[Sent], log_len: usize) {
+    let judge = disputes_store::SledStore::open_temporary().unwrap();
+    let mut accepted: Vec<(&AppendRequest, Vec<Envelope>)> = Vec::new();
+    for (req, on_a, on_b) in results {
+        let (x, y) = (outcome(on_a), outcome(on_b));
+        match (x, y) {
+            // Both appended: the same command twice in the log.
+            (Some(Ok(_)), Some(Ok(_))) => panic!("{:?} appended twice", req.command),
+            (Some(Ok(events)), other) | (other, Some(Ok(events))) => {
+                // The other instance answered from the first outcome, or lost the race.
+                if let Some(Err(first)) = other {
+                    assert_eq!(
+                        first, events,
+                        "a duplicate is answered with the first outcome"
+                    );
+                }
+                accepted.push((req, events));
+            }
+            _ => {}
+        }
+    }
+    accepted.sort_by_key(|(_, events)| events[0].seq);
+    for (req, landed) in &accepted {
+        let mut again = (*req).clone();
+        again.expected_version = landed[0].version - 1;
+        let judged = events(judge.append(again));
+        assert_eq!(judged.len(), landed.len());
+        assert_eq!(
+            (judged[0].seq, judged[0].version),
+            (landed[0].seq, landed[0].version),
+            "judged in the log's order, each accepted append lands where the cluster put it"
+        );
+    }
+    assert_eq!(
+        accepted.iter().map(|(_, e)| e.len()).sum::<usize>(),
+        log_len
+    );
+}
+
+fn appended_seq(outcome: &Result<AppendOutcome, StoreError>) -> Option<u64> {
+    match outcome {
+        Ok(AppendOutcome::Appended(events)) => events.last().map(|e| e.seq),
+        _ => None,
+    }
+}
+
+/// `Ok(events)` appended, `Err(events)` a duplicate answered with these, `None` refused.
+fn outcome(
+    outcome: &Result<AppendOutcome, StoreError>,
+) -> Option<Result<Vec<Envelope>, Vec<Envelope>>> {
+    match outcome {
+        Ok(AppendOutcome::Appended(events)) => Some(Ok(events.clone())),
+        Ok(AppendOutcome::Duplicate(first)) => Some(Err(first.events.clone())),
+        Err(StoreError::VersionConflict { .. }) => None,
+        Err(other) => panic!("{other:?}"),
+    }
+}

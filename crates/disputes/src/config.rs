@@ -613,6 +613,24 @@ mod tests {
         assert!(format!("{error:#}").contains("REPLACE"), "{error:#}");
     }
 
+    /// The compose files' configs (single instance, and cluster mode) are valid as shipped.
+    #[test]
+    fn the_compose_configs_validate() {
+        let read = |name: &str| {
+            let path = format!("{}/../../deploy/docker/{name}", env!("CARGO_MANIFEST_DIR"));
+            let config: Config = toml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+            config.validate().unwrap();
+            config
+        };
+        assert_eq!(read("disputes.compose.toml").store.backend, Backend::Sled);
+        let cluster = read("disputes.cluster.toml");
+        assert_eq!(
+            (cluster.store.backend, cluster.store.replicas),
+            (Backend::Jetstream, 3)
+        );
+        assert_eq!(cluster.nats.servers().len(), 3);
+    }
+
     #[test]
     fn a_password_file_is_read_when_connecting_and_not_together_with_a_password() {
         let dir = tempfile::tempdir().unwrap();
