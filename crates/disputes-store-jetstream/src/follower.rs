@@ -4,12 +4,12 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer};
+use async_nats::jetstream;
 use disputes_store::{parse_envelope, Envelope, EventStore, SealedAppend, SledStore, StoreError};
 use futures::{FutureExt as _, StreamExt as _};
 
 use crate::header::{AppendHeader, APPEND_HEADER};
-use crate::log_stream::LogConfig;
+use crate::log_stream::{ordered_from, LogConfig};
 
 /// Appends gathered before they go to the replica in one call (one or a few group commits).
 const IMPORT_APPENDS_MAX: usize = 512;
@@ -74,7 +74,7 @@ impl Follower {
 
     async fn follow(&self) -> Stop {
         let start = self.replica.head() + 1;
-        let mut messages = match self.messages(start).await {
+        let mut messages = match ordered_from(&self.js, &self.config.stream, start).await {
             Ok(messages) => messages,
             Err(why) => return Stop::Retry(why),
         };
@@ -119,27 +119,6 @@ impl Follower {
                 }
             }
         }
-    }
-
-    async fn messages(&self, start: u64) -> Result<consumer::pull::Ordered, String> {
-        let stream = self
-            .js
-            .get_stream(&self.config.stream)
-            .await
-            .map_err(|e| format!("get stream {}: {e}", self.config.stream))?;
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: start,
-                },
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| format!("create the ordered consumer: {e}"))?;
-        consumer
-            .messages()
-            .await
-            .map_err(|e| format!("consume: {e}"))
     }
 
     async fn import(&self, ready: Vec<SealedAppend>) -> Result<(), Stop> {

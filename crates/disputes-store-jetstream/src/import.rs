@@ -11,7 +11,7 @@ use futures::StreamExt as _;
 use crate::batch::{publish_batch, BatchMessage};
 use crate::follower::{take, Partial};
 use crate::header::AppendHeader;
-use crate::log_stream::LogConfig;
+use crate::log_stream::{last_sequence, ordered_from, LogConfig};
 
 /// Events in one batch of an import, at most.
 const IMPORT_BATCH_EVENTS_MAX: usize = 512;
@@ -30,21 +30,8 @@ pub struct AppendReader {
 impl AppendReader {
     pub async fn open(js: &jetstream::Context, stream: &str) -> Result<AppendReader, StoreError> {
         let nats = |e: String| StoreError::Unavailable(format!("the stream {stream}: {e}"));
-        let mut source = js
-            .get_stream(stream)
-            .await
-            .map_err(|e| nats(e.to_string()))?;
-        let last = source
-            .info()
-            .await
-            .map_err(|e| nats(e.to_string()))?
-            .state
-            .last_sequence;
-        let consumer = source
-            .create_consumer(consumer::pull::OrderedConfig::default())
-            .await
-            .map_err(|e| nats(e.to_string()))?;
-        let messages = consumer.messages().await.map_err(|e| nats(e.to_string()))?;
+        let last = last_sequence(js, stream).await.map_err(nats)?;
+        let messages = ordered_from(js, stream, 1).await.map_err(nats)?;
         Ok(AppendReader {
             messages,
             partial: None,

@@ -24,6 +24,7 @@ mod import;
 mod log_stream;
 mod sequencer;
 mod store;
+mod view;
 
 pub use header::{append_header, APPEND_HEADER};
 pub use import::{write_appends, AppendReader};

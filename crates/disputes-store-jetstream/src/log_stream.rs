@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::{self, consumer, stream};
 
 /// Where the log lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,6 +71,32 @@ pub async fn ensure_log_stream(
         reason,
     })?;
     Ok(stream)
+}
+
+/// The stream's last sequence (0: empty).
+pub(crate) async fn last_sequence(js: &jetstream::Context, stream: &str) -> Result<u64, String> {
+    let mut stream = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+    let info = stream.info().await.map_err(|e| e.to_string())?;
+    Ok(info.state.last_sequence)
+}
+
+/// The stream's messages from sequence `start` on, in order, through an ordered consumer.
+pub(crate) async fn ordered_from(
+    js: &jetstream::Context,
+    stream: &str,
+    start: u64,
+) -> Result<consumer::pull::Ordered, String> {
+    let stream = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start.max(1),
+            },
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| format!("create an ordered consumer: {e}"))?;
+    consumer.messages().await.map_err(|e| e.to_string())
 }
 
 /// Why `actual` is not safe to keep the log in, naming the setting to change.

@@ -4,23 +4,23 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream;
 use bytes::Bytes;
 use disputes_store::limits::{ENVELOPE_BYTES_MAX, STREAM_EVENTS_MAX};
 use disputes_store::{
-    AppendOutcome, AppendRequest, CommandOutcome, Draft, Envelope, EventStore, SledStore,
-    StoreError, GENESIS_PREV_HASH,
+    AppendOutcome, AppendRequest, Draft, Envelope, EventStore, StoreError, GENESIS_PREV_HASH,
 };
 use tokio::sync::{mpsc, oneshot};
 
 use crate::batch::{publish_batch, BatchMessage};
 use crate::follower::Failure;
 use crate::header::AppendHeader;
-use crate::log_stream::LogConfig;
+use crate::log_stream::{last_sequence, LogConfig};
 use crate::store::HeadersFor;
+use crate::view::LogView;
 
 /// Events in one atomic batch, at most (the server's limit is 1,000 messages).
 const BATCH_EVENTS_MAX: usize = 512;
@@ -54,9 +54,9 @@ struct Tip {
 }
 
 /// An append judged and sealed, waiting for its batch to commit.
-struct Sealed {
-    request: Request,
-    envelopes: Vec<Envelope>,
+pub(crate) struct Sealed {
+    pub request: Request,
+    pub envelopes: Vec<Envelope>,
     payloads: Vec<Bytes>,
 }
 
@@ -64,12 +64,11 @@ pub(crate) struct Sequencer {
     pub client: async_nats::Client,
     pub js: jetstream::Context,
     pub config: LogConfig,
-    pub replica: SledStore,
+    /// The copy and what this sequencer committed that the copy does not hold yet.
+    pub view: LogView,
     pub failure: Arc<Failure>,
     pub headers_for: Option<HeadersFor>,
     pub counters: Arc<Counters>,
-    /// What the stream committed that the copy may not hold yet (the store's reads see it too).
-    pub committed: Arc<Mutex<Committed>>,
 }
 
 /// What the sequencer did since the store opened.
@@ -127,10 +126,6 @@ impl Sequencer {
         }
     }
 
-    fn committed(&self) -> std::sync::MutexGuard<'_, Committed> {
-        self.committed.lock().expect("committed lock")
-    }
-
     /// Commits what of `batch` is accepted, answering every request but those deferred to the next
     /// batch (a command id repeated inside this one), which it returns.
     async fn commit(&mut self, batch: Vec<Request>, tip: &mut Tip) -> Vec<Request> {
@@ -140,7 +135,7 @@ impl Sequencer {
                 refuse_all(pending, &unavailable(&error));
                 return deferred;
             }
-            self.committed().prune(self.replica.head());
+            self.view.committed().prune(self.view.replica.head());
             let (sealed, later) = self.judge(pending, tip, resynced);
             deferred.extend(later);
             if sealed.is_empty() {
@@ -159,7 +154,7 @@ impl Sequencer {
                     let appends = sealed.len() as u64;
                     self.counters.appends.fetch_add(appends, Ordering::Relaxed);
                     for s in sealed {
-                        self.committed().record(&s);
+                        self.view.committed().record(&s);
                         s.request.answer(Ok(AppendOutcome::Appended(s.envelopes)));
                     }
                     return deferred;
@@ -173,7 +168,7 @@ impl Sequencer {
             match self.resync().await {
                 Ok(fresh) => {
                     // The copy holds the whole stream now, whatever this sequencer committed.
-                    self.committed().clear();
+                    self.view.committed().clear();
                     *tip = fresh;
                     resynced = true;
                 }
@@ -249,19 +244,13 @@ impl Sequencer {
         overlay: &Overlay,
     ) -> Result<Option<AppendOutcome>, StoreError> {
         if let Some(command) = &req.command {
-            if let Some(outcome) = self.committed().command(&command.command_id) {
-                return Ok(Some(AppendOutcome::Duplicate(outcome)));
-            }
-            if let Some(outcome) = self.replica.command(&command.command_id)? {
+            if let Some(outcome) = self.view.command(&command.command_id)? {
                 return Ok(Some(AppendOutcome::Duplicate(outcome)));
             }
         }
         let actual = match overlay.versions.get(&req.dispute_id) {
             Some(version) => *version,
-            None => match self.committed().version(&req.dispute_id) {
-                Some(version) => version,
-                None => self.replica.stream_version(&req.dispute_id)?,
-            },
+            None => self.view.stream_version(&req.dispute_id)?,
         };
         if actual != req.expected_version {
             return Err(StoreError::VersionConflict {
@@ -277,10 +266,7 @@ impl Sequencer {
         if let Some(order_id) = &req.reserve_order {
             let holder = match overlay.orders.get(order_id) {
                 Some(holder) => Some(holder.clone()),
-                None => match self.committed().order_holder(order_id) {
-                    Some(holder) => Some(holder),
-                    None => self.replica.order_holder(order_id)?,
-                },
+                None => self.view.order_holder(order_id)?,
             };
             if let Some(dispute_id) = holder.filter(|h| *h != req.dispute_id) {
                 return Err(StoreError::OrderTaken {
@@ -296,11 +282,11 @@ impl Sequencer {
     fn landed(&self, request: &Request) -> Result<Option<Vec<Envelope>>, StoreError> {
         let first_id = &request.drafted[0].0;
         let events = match &request.req.command {
-            Some(command) => match self.replica.command(&command.command_id)? {
+            Some(command) => match self.view.replica.command(&command.command_id)? {
                 Some(outcome) => outcome.events,
                 None => return Ok(None),
             },
-            None => self.replica.read_stream(&request.req.dispute_id)?,
+            None => self.view.replica.read_stream(&request.req.dispute_id)?,
         };
         let Some(start) = events.iter().position(|e| &e.event_id == first_id) else {
             return Ok(None);
@@ -344,13 +330,13 @@ impl Sequencer {
     /// Waits until the replica holds the log up to `last`.
     /// A failure of the follower or of the copy ends the wait at once.
     async fn imported(&self, last: u64) -> Result<(), StoreError> {
-        let mut head = self.replica.subscribe();
+        let mut head = self.view.replica.subscribe();
         let deadline = tokio::time::Instant::now() + CATCH_UP_TIMEOUT;
         loop {
             if *head.borrow_and_update() >= last {
                 return Ok(());
             }
-            if let Some(error) = self.failure.get().or_else(|| self.replica.failure()) {
+            if let Some(error) = self.failure.get().or_else(|| self.view.replica.failure()) {
                 return Err(unavailable(&error));
             }
             if tokio::time::Instant::now() >= deadline {
@@ -364,24 +350,15 @@ impl Sequencer {
 
     /// The stream's last sequence, once the replica holds it, with its hash.
     async fn resync(&self) -> Result<Tip, StoreError> {
-        let nats = |e: String| StoreError::Unavailable(format!("the log stream: {e}"));
-        let mut stream = self
-            .js
-            .get_stream(&self.config.stream)
+        let last = last_sequence(&self.js, &self.config.stream)
             .await
-            .map_err(|e| nats(e.to_string()))?;
-        let last = stream
-            .info()
-            .await
-            .map_err(|e| nats(e.to_string()))?
-            .state
-            .last_sequence;
-        if self.replica.head() > last {
+            .map_err(|e| StoreError::Unavailable(format!("the log stream: {e}")))?;
+        if self.view.replica.head() > last {
             return Err(StoreError::corrupt(
                 last + 1,
                 format!(
                     "the local copy of the log holds {} events, the stream {last}: it is another log's copy; delete it to rebuild it from the stream",
-                    self.replica.head()
+                    self.view.replica.head()
                 ),
             ));
         }
@@ -392,7 +369,7 @@ impl Sequencer {
                 hash: GENESIS_PREV_HASH.to_owned(),
             });
         }
-        let events = self.replica.read_from(last, 1)?;
+        let events = self.view.replica.read_from(last, 1)?;
         let head = events
             .first()
             .ok_or_else(|| StoreError::corrupt(last, "the copy's head is missing"))?;
@@ -418,89 +395,6 @@ impl Overlay {
         if let Some(order_id) = &req.reserve_order {
             self.orders.insert(order_id.clone(), req.dispute_id.clone());
         }
-    }
-}
-
-/// Appends the stream committed that the copy may not hold yet, each with the seq of its last
-/// event: judged against as the copy would be, dropped once the copy holds them.
-#[derive(Default)]
-pub(crate) struct Committed {
-    versions: HashMap<String, (u64, u64)>,
-    orders: HashMap<String, (String, u64)>,
-    commands: HashMap<String, (CommandOutcome, u64)>,
-    events: HashMap<String, Vec<Envelope>>,
-    /// The last seq committed by this sequencer.
-    head: u64,
-}
-
-impl Committed {
-    fn record(&mut self, sealed: &Sealed) {
-        let req = &sealed.request.req;
-        let last = sealed.envelopes.last().expect("a sealed append has events");
-        self.head = self.head.max(last.seq);
-        self.events
-            .entry(req.dispute_id.clone())
-            .or_default()
-            .extend(sealed.envelopes.iter().cloned());
-        self.versions
-            .insert(req.dispute_id.clone(), (last.version, last.seq));
-        if let Some(order_id) = &req.reserve_order {
-            self.orders
-                .insert(order_id.clone(), (req.dispute_id.clone(), last.seq));
-        }
-        if let Some(command) = &req.command {
-            let outcome = CommandOutcome {
-                fingerprint: command.fingerprint.clone(),
-                meta: command.meta.clone(),
-                dispute_id: req.dispute_id.clone(),
-                events: sealed.envelopes.clone(),
-            };
-            self.commands
-                .insert(command.command_id.clone(), (outcome, last.seq));
-        }
-    }
-
-    /// Drops what the copy holds (everything up to `copy_head`).
-    fn prune(&mut self, copy_head: u64) {
-        self.versions.retain(|_, (_, seq)| *seq > copy_head);
-        self.orders.retain(|_, (_, seq)| *seq > copy_head);
-        self.commands.retain(|_, (_, seq)| *seq > copy_head);
-        self.events.retain(|_, events| {
-            events.retain(|e| e.seq > copy_head);
-            !events.is_empty()
-        });
-    }
-
-    fn clear(&mut self) {
-        let head = self.head;
-        *self = Committed::default();
-        self.head = head;
-    }
-
-    /// The last seq this sequencer had committed (0: none).
-    pub(crate) fn head(&self) -> u64 {
-        self.head
-    }
-
-    pub(crate) fn version(&self, dispute_id: &str) -> Option<u64> {
-        self.versions.get(dispute_id).map(|(version, _)| *version)
-    }
-
-    pub(crate) fn order_holder(&self, order_id: &str) -> Option<String> {
-        self.orders
-            .get(order_id)
-            .map(|(dispute, _)| dispute.clone())
-    }
-
-    pub(crate) fn command(&self, command_id: &str) -> Option<CommandOutcome> {
-        self.commands
-            .get(command_id)
-            .map(|(outcome, _)| outcome.clone())
-    }
-
-    /// A dispute's committed events the copy may not hold yet, in version order.
-    pub(crate) fn events(&self, dispute_id: &str) -> Vec<Envelope> {
-        self.events.get(dispute_id).cloned().unwrap_or_default()
     }
 }
 

@@ -2,18 +2,19 @@
 
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_nats::jetstream;
 use disputes_store::{
-    draft_events, AppendOutcome, AppendRequest, CommandOutcome, Durability, Envelope, EventStore,
-    SledStore, StoreError, StoreOptions, VerifyReport,
+    draft_events, AppendOutcome, AppendRequest, CommandOutcome, CommandPlace, Durability, Envelope,
+    EventStore, SledStore, StoreError, StoreOptions, VerifyReport,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::follower::{Failure, Follower};
 use crate::log_stream::{ensure_log_stream, LogConfig, LogStreamError};
-use crate::sequencer::{Committed, Counters, Request, Sequencer};
+use crate::sequencer::{Counters, Request, Sequencer};
+use crate::view::LogView;
 
 /// Extra headers for every event of a command, from its record's `meta` (the service's trace
 /// context: correlation id, `traceparent`).
@@ -50,9 +51,8 @@ pub struct LogStats {
 }
 
 struct Inner {
-    replica: SledStore,
+    view: LogView,
     counters: Arc<Counters>,
-    committed: Arc<Mutex<Committed>>,
     requests: mpsc::Sender<Request>,
     failure: Arc<Failure>,
     follower: tokio::task::JoinHandle<()>,
@@ -102,7 +102,7 @@ impl JetStreamStore {
             })?;
         let failure = Arc::new(Failure::default());
         let counters = Arc::new(Counters::default());
-        let committed = Arc::new(Mutex::new(Committed::default()));
+        let view = LogView::new(replica.clone());
         let follower = tokio::spawn(
             Follower {
                 js: js.clone(),
@@ -118,17 +118,15 @@ impl JetStreamStore {
             client,
             js,
             config,
-            replica: replica.clone(),
+            view: view.clone(),
             failure: failure.clone(),
             headers_for,
             counters: counters.clone(),
-            committed: committed.clone(),
         };
         tokio::spawn(sequencer.run(queue, ready));
         let inner = Inner {
-            replica,
+            view,
             counters,
-            committed,
             requests,
             failure,
             follower,
@@ -151,15 +149,6 @@ impl JetStreamStore {
             appends: read(&c.appends),
             retries: read(&c.retries),
         }
-    }
-
-    fn committed(&self) -> std::sync::MutexGuard<'_, Committed> {
-        self.inner.committed.lock().expect("committed lock")
-    }
-
-    /// This instance's copy of the log (what reads are answered from).
-    pub fn replica(&self) -> &SledStore {
-        &self.inner.replica
     }
 }
 
@@ -187,59 +176,45 @@ impl EventStore for JetStreamStore {
     /// The copy's events, and after them what this instance appended that the copy does not hold
     /// yet (an append is answered once the stream has it, a moment before the copy does).
     fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError> {
-        let pending = self.committed().events(dispute_id);
-        let mut events = self.inner.replica.read_stream(dispute_id)?;
-        let held = events.last().map_or(0, |e| e.version);
-        events.extend(pending.into_iter().filter(|e| e.version > held));
-        Ok(events)
+        self.inner.view.read_stream(dispute_id)
     }
 
     fn read_from(&self, from_seq: u64, limit: usize) -> Result<Vec<Envelope>, StoreError> {
-        self.inner.replica.read_from(from_seq, limit)
+        self.inner.view.replica.read_from(from_seq, limit)
     }
 
-    /// The last durable seq: committed by the stream, held by the copy or about to be.
     fn head(&self) -> u64 {
-        self.inner.replica.head().max(self.committed().head())
+        self.inner.view.head()
     }
 
     fn subscribe(&self) -> watch::Receiver<u64> {
-        self.inner.replica.subscribe()
+        self.inner.view.replica.subscribe()
     }
 
     fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError> {
-        if let Some(outcome) = self.committed().command(command_id) {
-            return Ok(Some(outcome));
-        }
-        self.inner.replica.command(command_id)
+        self.inner.view.command(command_id)
     }
 
-    fn command_meta(&self, command_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        self.inner.replica.command_meta(command_id)
+    fn command_record(&self, command_id: &str) -> Result<Option<CommandPlace>, StoreError> {
+        self.inner.view.command_record(command_id)
     }
 
     fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError> {
-        if let Some(holder) = self.committed().order_holder(order_id) {
-            return Ok(Some(holder));
-        }
-        self.inner.replica.order_holder(order_id)
+        self.inner.view.order_holder(order_id)
     }
 
     fn stream_version(&self, dispute_id: &str) -> Result<u64, StoreError> {
-        if let Some(version) = self.committed().version(dispute_id) {
-            return Ok(version);
-        }
-        self.inner.replica.stream_version(dispute_id)
+        self.inner.view.stream_version(dispute_id)
     }
 
     fn failure(&self) -> Option<StoreError> {
         self.inner
             .failure
             .get()
-            .or_else(|| self.inner.replica.failure())
+            .or_else(|| self.inner.view.replica.failure())
     }
 
     fn verify(&self) -> Result<VerifyReport, StoreError> {
-        self.inner.replica.verify()
+        self.inner.view.replica.verify()
     }
 }

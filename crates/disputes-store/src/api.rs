@@ -19,6 +19,15 @@ pub struct CommandRecord {
     pub meta: Value,
 }
 
+/// A command's record and where its events are: `first_seq` and `count` of them (an append's
+/// events are contiguous). What a publisher needs to mark where each append starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommandPlace {
+    pub record: CommandRecord,
+    pub first_seq: u64,
+    pub count: u64,
+}
+
 /// The first outcome of a command id: its record and the events it appended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandOutcome {
@@ -162,10 +171,18 @@ pub trait EventStore: Send + Sync {
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64>;
     /// The first outcome of a command id, once durable.
     fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError>;
-    /// Only the `meta` of a command id's record, once durable (the publisher's per-event lookup:
-    /// no events read).
-    fn command_meta(&self, command_id: &str) -> Result<Option<Value>, StoreError> {
-        Ok(self.command(command_id)?.map(|outcome| outcome.meta))
+    /// A command id's record and where its events are, once durable (the publisher's lookup, once
+    /// per command: a store that can should answer it without reading the events).
+    fn command_record(&self, command_id: &str) -> Result<Option<CommandPlace>, StoreError> {
+        Ok(self.command(command_id)?.map(|outcome| CommandPlace {
+            first_seq: outcome.events.first().map_or(0, |e| e.seq),
+            count: outcome.events.len() as u64,
+            record: CommandRecord {
+                command_id: command_id.to_owned(),
+                fingerprint: outcome.fingerprint,
+                meta: outcome.meta,
+            },
+        }))
     }
     /// The dispute that reserved `order_id` (see [`AppendRequest::reserve_order`]), once durable.
     fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError>;

@@ -10,14 +10,12 @@ use sled::Transactional;
 
 use crate::api::{CommandOutcome, CommandRecord, SealedAppend};
 use crate::error::StoreError;
-use crate::layout::{
-    decode_u64, seq_key, stream_key, CommandRow, EVENT_SCHEMA_V1, HEAD_KEY, LAST_HASH_KEY,
-};
+use crate::layout::{decode_u64, seq_key, stream_key, CommandRow, HEAD_KEY, LAST_HASH_KEY};
 use crate::limits::{ENVELOPE_BYTES_MAX, STREAM_EVENTS_MAX};
 use crate::sled_store::Trees;
-use crate::stored::{decode_stored, stored};
+use crate::stored::{decode_stored, stored, stored_envelope};
 use crate::writer::{Append, Job, Reply, Seal, Work, Written};
-use disputes_envelope::{canonical_bytes_with_hash, is_hash, Chain, Envelope, GENESIS_PREV_HASH};
+use disputes_envelope::{is_hash, Chain, Envelope, GENESIS_PREV_HASH};
 
 type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
 /// Each event's seal with its stored bytes.
@@ -191,16 +189,22 @@ impl View<'_> {
         let Some(order_id) = &req.reserve_order else {
             return Ok(Ok(()));
         };
-        match self.orders.get(order_id.as_bytes())? {
-            Some(holder) if holder.as_ref() != req.dispute_id.as_bytes() => {
-                let dispute_id = String::from_utf8_lossy(&holder).into_owned();
-                Ok(Err(StoreError::OrderTaken {
-                    order_id: order_id.clone(),
-                    dispute_id,
-                }))
-            }
-            _ => Ok(Ok(())),
+        match self.other_holder(order_id, &req.dispute_id)? {
+            Some(dispute_id) => Ok(Err(StoreError::OrderTaken {
+                order_id: order_id.clone(),
+                dispute_id,
+            })),
+            None => Ok(Ok(())),
         }
+    }
+
+    /// The dispute other than `dispute_id` that holds `order_id`, if one does.
+    fn other_holder(&self, order_id: &str, dispute_id: &str) -> TxResult<Option<String>> {
+        Ok(self
+            .orders
+            .get(order_id.as_bytes())?
+            .filter(|holder| holder.as_ref() != dispute_id.as_bytes())
+            .map(|holder| String::from_utf8_lossy(&holder).into_owned()))
     }
 
     /// An import: `Ok(Err(Corrupt))` unless `import` continues the log exactly; written if it does.
@@ -251,8 +255,7 @@ impl View<'_> {
                     format!("version {} where {expected} was expected", e.version),
                 );
             }
-            let mut bytes = vec![EVENT_SCHEMA_V1];
-            bytes.extend_from_slice(&canonical_bytes_with_hash(e));
+            let bytes = stored_envelope(e);
             if bytes.len() > ENVELOPE_BYTES_MAX {
                 return refuse(e.seq, format!("over {ENVELOPE_BYTES_MAX} bytes"));
             }
@@ -271,13 +274,9 @@ impl View<'_> {
             }
         }
         if let Some(order_id) = &import.reserve_order {
-            match self.orders.get(order_id.as_bytes())? {
-                Some(holder) if holder.as_ref() != first.dispute_id.as_bytes() => {
-                    let holder = String::from_utf8_lossy(&holder);
-                    let reason = format!("order {order_id:?} is held by dispute {holder:?}");
-                    return refuse(first.seq, reason);
-                }
-                _ => {}
+            if let Some(holder) = self.other_holder(order_id, &first.dispute_id)? {
+                let reason = format!("order {order_id:?} is held by dispute {holder:?}");
+                return refuse(first.seq, reason);
             }
         }
         Ok(Ok(sealed))

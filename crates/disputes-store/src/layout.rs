@@ -88,6 +88,19 @@ pub(crate) struct CommandRow {
 }
 
 impl CommandRow {
+    /// The record of `command_id` this row holds, and where its events are.
+    pub(crate) fn place(self, command_id: &str) -> crate::api::CommandPlace {
+        crate::api::CommandPlace {
+            first_seq: self.first_seq,
+            count: self.count,
+            record: crate::api::CommandRecord {
+                command_id: command_id.to_owned(),
+                fingerprint: self.fingerprint,
+                meta: self.meta,
+            },
+        }
+    }
+
     pub(crate) fn last_seq(&self) -> u64 {
         self.first_seq + self.count - 1
     }

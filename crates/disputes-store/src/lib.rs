@@ -29,8 +29,8 @@ mod verify;
 mod writer;
 
 pub use api::{
-    AppendOutcome, AppendRequest, CommandOutcome, CommandRecord, Durability, EventStore,
-    SealedAppend, StoreOptions, VerifyBreak, VerifyReport,
+    AppendOutcome, AppendRequest, CommandOutcome, CommandPlace, CommandRecord, Durability,
+    EventStore, SealedAppend, StoreOptions, VerifyBreak, VerifyReport,
 };
 // The envelope, its canonical bytes and the chain check live in `disputes-envelope` (pure, shared
 // with the client crate); re-exported so the store's users see one API.
@@ -41,4 +41,5 @@ pub use disputes_envelope::{
 pub use error::StoreError;
 pub use log_reader::{Entry, LogReader, Unreadable};
 pub use sled_open::open_sled;
-pub use sled_store::{draft_events, SledStore, StoreStats};
+pub use sled_store::{SledStore, StoreStats};
+pub use validate::draft_events;

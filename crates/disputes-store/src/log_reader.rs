@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::api::CommandRecord;
+use crate::api::CommandPlace;
 use crate::error::StoreError;
 use crate::layout::{decode_u64, seq_key, stream_prefix, CommandRow, FORMAT, FORMAT_KEY};
 use crate::sled_store::Trees;
@@ -92,21 +92,14 @@ impl LogReader {
     }
 
     /// The record of command `command_id` (its fingerprint and meta, as a repeat is answered
-    /// from) with the seqs of its events: `first_seq` and how many.
-    pub fn command_record(
-        &self,
-        command_id: &str,
-    ) -> Result<Option<(CommandRecord, u64, u64)>, StoreError> {
+    /// from) and where its events are.
+    pub fn command_record(&self, command_id: &str) -> Result<Option<CommandPlace>, StoreError> {
         let Some(bytes) = self.trees.commands.get(command_id.as_bytes())? else {
             return Ok(None);
         };
-        let row = CommandRow::decode(command_id, &bytes)?;
-        let record = CommandRecord {
-            command_id: command_id.to_owned(),
-            fingerprint: row.fingerprint,
-            meta: row.meta,
-        };
-        Ok(Some((record, row.first_seq, row.count)))
+        Ok(Some(
+            CommandRow::decode(command_id, &bytes)?.place(command_id),
+        ))
     }
 
     /// Every order reservation, by the dispute holding it.

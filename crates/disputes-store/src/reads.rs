@@ -1,7 +1,7 @@
 //! Reads. They only ever show durable events (seq at most the durable head), which also makes them
 //! consistent: everything at or below the head was committed whole before the head moved.
 
-use crate::api::CommandOutcome;
+use crate::api::{CommandOutcome, CommandPlace};
 use crate::error::StoreError;
 use crate::layout::{decode_u64, parse_stream_key, seq_key, stream_prefix, CommandRow};
 use crate::limits::{READ_FROM_EVENTS_MAX, STREAM_EVENTS_MAX};
@@ -99,18 +99,18 @@ pub(crate) fn read_from(
     Ok(envelopes)
 }
 
-/// [`command`]'s record `meta` alone.
-pub(crate) fn command_meta(
+/// [`command`]'s record and where its events are, without reading them.
+pub(crate) fn command_record(
     trees: &Trees,
     command_id: &str,
     head: u64,
-) -> Result<Option<serde_json::Value>, StoreError> {
+) -> Result<Option<CommandPlace>, StoreError> {
     validate::id("command_id", command_id)?;
     let Some(bytes) = trees.commands.get(command_id.as_bytes())? else {
         return Ok(None);
     };
     let row = CommandRow::decode(command_id, &bytes)?;
-    Ok((row.last_seq() <= head).then_some(row.meta))
+    Ok((row.last_seq() <= head).then(|| row.place(command_id)))
 }
 
 pub(crate) fn command(

@@ -9,17 +9,18 @@ use std::thread::JoinHandle;
 use tokio::sync::watch;
 
 use crate::api::{
-    AppendOutcome, AppendRequest, CommandOutcome, Durability, EventStore, SealedAppend,
-    StoreOptions, VerifyReport,
+    AppendOutcome, AppendRequest, CommandOutcome, CommandPlace, Durability, EventStore,
+    SealedAppend, StoreOptions, VerifyReport,
 };
 use crate::disk::DiskSync;
 use crate::error::StoreError;
 use crate::layout::{
     COMMANDS_TREE, EVENTS_TREE, META_TREE, ORDERS_TREE, STREAMS_TREE, VERSIONS_TREE,
 };
+use crate::validate::draft_events;
 use crate::writer::{self, Append, Durable, Job, Seal, Work, WriterParts, Written};
-use crate::{reads, recovery, validate, verify};
-use disputes_envelope::{Draft, Envelope, NewEvent};
+use crate::{reads, recovery, verify};
+use disputes_envelope::{Envelope, NewEvent};
 
 /// What a store did since it was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -115,21 +116,12 @@ impl SledStore {
     /// first that does not continue the log is refused (`Corrupt`, naming its seq) and nothing from
     /// it on is written.
     pub fn import(&self, appends: Vec<SealedAppend>) -> Result<u64, StoreError> {
-        let closed = || StoreError::Unavailable("the store is shut down".into());
-        let sender = self.inner.sender.as_ref().ok_or_else(closed)?;
         let mut answers = Vec::with_capacity(appends.len());
         for append in appends {
             if append.events.is_empty() {
                 return Err(StoreError::invalid("an import has no events"));
             }
-            let (reply, answer) = mpsc::sync_channel(1);
-            sender
-                .send(Job {
-                    req: Work::Import(append),
-                    reply,
-                })
-                .map_err(|_| closed())?;
-            answers.push(answer);
+            answers.push(self.submit(Work::Import(append))?);
         }
         for answer in answers {
             match answer.recv().map_err(|_| closed())?? {
@@ -138,6 +130,16 @@ impl SledStore {
             }
         }
         Ok(self.head())
+    }
+
+    /// Queues `work` for the writer; its answer arrives on the returned receiver.
+    fn submit(&self, work: Work) -> Result<mpsc::Receiver<writer::Reply>, StoreError> {
+        let sender = self.inner.sender.as_ref().ok_or_else(closed)?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        sender
+            .send(Job { req: work, reply })
+            .map_err(|_| closed())?;
+        Ok(answer)
     }
 
     /// The checks of [`SledStore::open`]: the trees and the head, once all is well and durable.
@@ -253,30 +255,13 @@ fn envelopes(
         .collect()
 }
 
-/// Checks `req` against the store's limits, gives each event its id (a UUID v7) and drafts its
-/// canonical bytes but for what only the log's writer knows (seq, version, hashes; see [`Draft`]).
-/// Done in the appending caller's thread, off the single writer. Every backend appends through it.
-pub fn draft_events(req: &AppendRequest) -> Result<Vec<(String, Draft)>, StoreError> {
-    let data = validate::append_request(req)?;
-    let drafted = req
-        .events
-        .iter()
-        .zip(&data)
-        .map(|(event, data)| {
-            let event_id = uuid::Uuid::now_v7().to_string();
-            let draft = Draft::new(&req.dispute_id, &event_id, event, data);
-            draft.assert_reads_back(&req.dispute_id, &event_id, event);
-            (event_id, draft)
-        })
-        .collect();
-    Ok(drafted)
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is shut down".into())
 }
 
 impl EventStore for SledStore {
     fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
         let drafts = draft_events(&req)?;
-        let closed = || StoreError::Unavailable("the store is shut down".into());
-        let sender = self.inner.sender.as_ref().ok_or_else(closed)?;
         let AppendRequest {
             dispute_id,
             expected_version,
@@ -292,13 +277,7 @@ impl EventStore for SledStore {
             reserve_order,
             drafts,
         };
-        let (reply, answer) = mpsc::sync_channel(1);
-        sender
-            .send(Job {
-                req: Work::Append(append),
-                reply,
-            })
-            .map_err(|_| closed())?;
+        let answer = self.submit(Work::Append(append))?;
         match answer.recv().map_err(|_| closed())?? {
             Written::Duplicate(outcome) => Ok(AppendOutcome::Duplicate(outcome)),
             Written::Appended(seals) => Ok(AppendOutcome::Appended(envelopes(
@@ -330,8 +309,8 @@ impl EventStore for SledStore {
         self.read(reads::command(self.trees(), command_id, self.head()))
     }
 
-    fn command_meta(&self, command_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        self.read(reads::command_meta(self.trees(), command_id, self.head()))
+    fn command_record(&self, command_id: &str) -> Result<Option<CommandPlace>, StoreError> {
+        self.read(reads::command_record(self.trees(), command_id, self.head()))
     }
 
     fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError> {

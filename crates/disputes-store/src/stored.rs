@@ -11,6 +11,13 @@ pub(crate) fn stored(draft: &Draft, tail: &[u8], hash: &str) -> Vec<u8> {
     draft.sealed_after(&[EVENT_SCHEMA_V1], tail, hash)
 }
 
+/// The stored form of an envelope another log sealed (an import).
+pub(crate) fn stored_envelope(envelope: &Envelope) -> Vec<u8> {
+    let mut bytes = vec![EVENT_SCHEMA_V1];
+    bytes.extend_from_slice(&canonical_bytes_with_hash(envelope));
+    bytes
+}
+
 /// Reads a stored envelope back, checking right after the disk read that it is the event at `seq`
 /// and that its bytes are exactly the canonical form (so no byte can change unnoticed, even one
 /// that deserialization would drop).

@@ -8,7 +8,7 @@ use crate::limits::{
     COMMAND_META_BYTES_MAX, DATA_BYTES_MAX, DATA_DEPTH_MAX, EVENTS_PER_APPEND_MAX,
     FINGERPRINT_BYTES_MAX, ID_BYTES_MAX, STREAM_EVENTS_MAX,
 };
-use disputes_envelope::NewEvent;
+use disputes_envelope::{Draft, NewEvent};
 
 /// An id: non-empty, at most [`ID_BYTES_MAX`] bytes, no control characters.
 pub(crate) fn id(what: &str, value: &str) -> Result<(), StoreError> {
@@ -18,6 +18,25 @@ pub(crate) fn id(what: &str, value: &str) -> Result<(), StoreError> {
         )));
     }
     Ok(())
+}
+
+/// Checks `req` against the store's limits, gives each event its id (a UUID v7) and drafts its
+/// canonical bytes but for what only the log's writer knows (seq, version, hashes; see [`Draft`]).
+/// Done in the appending caller's thread, off the single writer. Every backend appends through it.
+pub fn draft_events(req: &AppendRequest) -> Result<Vec<(String, Draft)>, StoreError> {
+    let data = append_request(req)?;
+    let drafted = req
+        .events
+        .iter()
+        .zip(&data)
+        .map(|(event, data)| {
+            let event_id = uuid::Uuid::now_v7().to_string();
+            let draft = Draft::new(&req.dispute_id, &event_id, event, data);
+            draft.assert_reads_back(&req.dispute_id, &event_id, event);
+            (event_id, draft)
+        })
+        .collect();
+    Ok(drafted)
 }
 
 /// Checks `req`; returns each event's `data` in canonical form (the writer needs it, and computing

@@ -66,7 +66,7 @@ pub async fn import(
     to: ImportTo,
 ) -> Result<Imported, ImportError> {
     let mut sink = Sink::open(config, to).await?;
-    let mut check = Check::default();
+    let mut chain = Chain::new();
     let bar = crate::audit::progress("events imported", None);
     let mut chunk = Vec::with_capacity(CHUNK_APPENDS);
     let mut imported = Imported {
@@ -74,7 +74,7 @@ pub async fn import(
         appends: 0,
     };
     let mut take = |append: SealedAppend, chunk: &mut Vec<SealedAppend>| {
-        check.append(&append)?;
+        check(&mut chain, &append)?;
         bar.inc(append.events.len() as u64);
         chunk.push(append);
         Ok::<_, ImportError>(chunk.len() >= CHUNK_APPENDS)
@@ -107,21 +107,14 @@ pub async fn import(
     Ok(imported)
 }
 
-/// The chain, checked event by event as the source gives it.
-#[derive(Default)]
-struct Check {
-    chain: Chain,
-}
-
-impl Check {
-    fn append(&mut self, append: &SealedAppend) -> Result<(), ImportError> {
-        for e in &append.events {
-            self.chain
-                .check(e)
-                .map_err(|reason| ImportError::Broken { seq: e.seq, reason })?;
-        }
-        Ok(())
+/// `append`'s events checked against the chain, event by event, as the source gives them.
+fn check(chain: &mut Chain, append: &SealedAppend) -> Result<(), ImportError> {
+    for e in &append.events {
+        chain
+            .check(e)
+            .map_err(|reason| ImportError::Broken { seq: e.seq, reason })?;
     }
+    Ok(())
 }
 
 fn open_reader(dir: &Path) -> anyhow::Result<LogReader> {
@@ -186,13 +179,14 @@ impl<'a> DataDirAppends<'a> {
             .flatten();
         let (command, count) = match &first.command_id {
             Some(id) => {
-                let (record, first_seq, count) =
-                    self.reader
-                        .command_record(id)?
-                        .ok_or_else(|| ImportError::Broken {
-                            seq: first.seq,
-                            reason: format!("command {id:?} has no record"),
-                        })?;
+                let place = self
+                    .reader
+                    .command_record(id)?
+                    .ok_or_else(|| ImportError::Broken {
+                        seq: first.seq,
+                        reason: format!("command {id:?} has no record"),
+                    })?;
+                let (record, first_seq, count) = (place.record, place.first_seq, place.count);
                 if first_seq != first.seq {
                     let reason = format!("command {id:?} recorded from seq {first_seq}");
                     return Err(ImportError::Broken {
@@ -250,7 +244,7 @@ impl Sink {
     async fn open(config: &Config, to: ImportTo) -> anyhow::Result<Sink> {
         match to {
             ImportTo::DataDir(dir) => {
-                let path = dir.join("events");
+                let path = dir.join(crate::log::EVENTS_DIR);
                 anyhow::ensure!(
                     !path.exists(),
                     "{} exists: an import makes a new log (move it away first)",
@@ -267,11 +261,7 @@ impl Sink {
             }
             ImportTo::Stream => {
                 let client = connect(config).await?;
-                let log = LogConfig {
-                    stream: config.nats.events_stream.clone(),
-                    subject_prefix: config.nats.subject_prefix.clone(),
-                    replicas: config.store.replicas,
-                };
+                let log = crate::log::log_config(config);
                 let js = jetstream::new(client.clone());
                 let mut stream = ensure_log_stream(&js, &log).await?;
                 let last = stream.info().await?.state.last_sequence;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use disputes_command::Trace;
 use disputes_store::{
-    AppendOutcome, AppendRequest, CommandOutcome, Envelope, EventStore, SledStore, StoreError,
-    StoreOptions, StoreStats, VerifyReport,
+    AppendOutcome, AppendRequest, CommandOutcome, CommandPlace, Envelope, EventStore, SledStore,
+    StoreError, StoreOptions, VerifyReport,
 };
 use disputes_store_jetstream::{JetStreamStore, LogConfig};
 use tokio::sync::watch;
@@ -17,7 +17,7 @@ use crate::config::Config;
 /// Where a data dir keeps its log: `events` (the sled log) or, with `backend = "jetstream"`,
 /// `events-copy` (this instance's copy of the stream, which `disputes audit` reads the same way).
 pub fn local_log_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
-    let (sled, copy) = (data_dir.join("events"), data_dir.join(COPY_DIR));
+    let (sled, copy) = (data_dir.join(EVENTS_DIR), data_dir.join(COPY_DIR));
     if !sled.exists() && copy.exists() {
         copy
     } else {
@@ -25,8 +25,27 @@ pub fn local_log_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
     }
 }
 
+/// The sled log, in the data dir.
+pub(crate) const EVENTS_DIR: &str = "events";
 /// The JetStream log's local copy, in the data dir.
 const COPY_DIR: &str = "events-copy";
+
+/// Where the JetStream log is: `[nats] events_stream` and `subject_prefix`, `[store] replicas`.
+pub(crate) fn log_config(config: &Config) -> LogConfig {
+    LogConfig {
+        stream: config.nats.events_stream.clone(),
+        subject_prefix: config.nats.subject_prefix.clone(),
+        replicas: config.store.replicas,
+    }
+}
+
+/// The log's sled options: `[store] cache_mb`.
+fn log_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        cache_bytes: config.store.cache_mb * 1024 * 1024,
+        ..StoreOptions::default()
+    }
+}
 
 /// The event log.
 #[derive(Clone)]
@@ -38,7 +57,13 @@ pub enum Log {
 impl Log {
     /// The embedded log in `<data>/events`.
     pub fn open_sled(config: &Config) -> anyhow::Result<Log> {
-        crate::service::open_store(config).map(Log::Sled)
+        let data = &config.store.path;
+        std::fs::create_dir_all(data)
+            .with_context(|| format!("create data dir {}", data.display()))?;
+        let path = data.join(EVENTS_DIR);
+        SledStore::open(&path, log_options(config))
+            .map(Log::Sled)
+            .with_context(|| format!("open the event store at {}", path.display()))
     }
 
     /// The log on the events stream, its local copy in `<data>/events-copy`: returns once the copy
@@ -47,18 +72,10 @@ impl Log {
         config: &Config,
         client: async_nats::Client,
     ) -> anyhow::Result<Log> {
-        let log = LogConfig {
-            stream: config.nats.events_stream.clone(),
-            subject_prefix: config.nats.subject_prefix.clone(),
-            replicas: config.store.replicas,
-        };
         let path = config.store.path.join(COPY_DIR);
-        let options = StoreOptions {
-            cache_bytes: config.store.cache_mb * 1024 * 1024,
-            ..StoreOptions::default()
-        };
         let headers_for: disputes_store_jetstream::HeadersFor =
             Arc::new(|meta| crate::trace::pairs(&Trace::from_meta(meta)));
+        let (log, options) = (log_config(config), log_options(config));
         let store = JetStreamStore::open(client, log, &path, options, Some(headers_for))
             .await
             .context("open the event log on JetStream ([store] backend = \"jetstream\")")?;
@@ -68,18 +85,6 @@ impl Log {
     /// True when the log is the events stream itself (nothing to publish).
     pub fn is_stream(&self) -> bool {
         matches!(self, Log::JetStream(_))
-    }
-
-    /// The sled store holding the log here (the JetStream log's local copy).
-    pub fn sled(&self) -> &SledStore {
-        match self {
-            Log::Sled(store) => store,
-            Log::JetStream(store) => store.replica(),
-        }
-    }
-
-    pub fn stats(&self) -> StoreStats {
-        self.sled().stats()
     }
 
     fn store(&self) -> &dyn EventStore {
@@ -109,8 +114,8 @@ impl EventStore for Log {
     fn command(&self, command_id: &str) -> Result<Option<CommandOutcome>, StoreError> {
         self.store().command(command_id)
     }
-    fn command_meta(&self, command_id: &str) -> Result<Option<serde_json::Value>, StoreError> {
-        self.store().command_meta(command_id)
+    fn command_record(&self, command_id: &str) -> Result<Option<CommandPlace>, StoreError> {
+        self.store().command_record(command_id)
     }
     fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError> {
         self.store().order_holder(order_id)

@@ -21,7 +21,7 @@ use anyhow::Context as _;
 use async_nats::jetstream::{self, stream::Stream};
 use async_nats::HeaderMap;
 use disputes_command::Trace;
-use disputes_store::{parse_envelope, CommandRecord, Envelope, EventStore};
+use disputes_store::{parse_envelope, Envelope, EventStore};
 use disputes_store_jetstream::{append_header, APPEND_HEADER};
 use tokio::sync::watch;
 
@@ -329,18 +329,17 @@ fn headers_of<S: EventStore + ?Sized>(
                 continue;
             }
         }
-        let (trace, header) = match store.command(id)? {
-            Some(outcome) => {
-                let starts = outcome.events.first().map(|e| e.seq) == Some(envelope.seq);
-                let count = outcome.events.len();
-                let record = CommandRecord {
-                    command_id: id.to_owned(),
-                    fingerprint: outcome.fingerprint,
-                    meta: outcome.meta,
+        let (trace, header) = match store.command_record(id)? {
+            Some(place) => {
+                let header = match place.first_seq == envelope.seq {
+                    true => {
+                        let order = reserved_order(store, envelope)?;
+                        let count = usize::try_from(place.count).unwrap_or(usize::MAX);
+                        Some(append_header(count, Some(&place.record), order.as_ref()))
+                    }
+                    false => None,
                 };
-                let order = reserved_order(store, envelope)?;
-                let header = starts.then(|| append_header(count, Some(&record), order.as_ref()));
-                (Trace::from_meta(&record.meta), header)
+                (Trace::from_meta(&place.record.meta), header)
             }
             None => (Trace::default(), None),
         };

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use async_nats::jetstream;
 use bytes::Bytes;
-use disputes_store::{EventStore, SledStore, StoreOptions};
+use disputes_store::EventStore;
 use futures::StreamExt;
 use tokio::sync::{watch, Semaphore};
 
@@ -42,19 +42,7 @@ const REPLY_HEADROOM_BYTES: usize = 1024;
 /// (ids, hashes, times) around the data the request carried, for the events of one command.
 const COMMAND_REPLY_OVERHEAD_BYTES: usize = 16 * 1024;
 
-/// The data dir's two sled dbs: the event log (the truth) and the read models (derived).
-pub fn open_store(config: &Config) -> anyhow::Result<SledStore> {
-    std::fs::create_dir_all(&config.store.path)
-        .with_context(|| format!("create data dir {}", config.store.path.display()))?;
-    let path = config.store.path.join("events");
-    let options = StoreOptions {
-        cache_bytes: config.store.cache_mb * 1024 * 1024,
-        ..StoreOptions::default()
-    };
-    SledStore::open(&path, options)
-        .with_context(|| format!("open the event store at {}", path.display()))
-}
-
+/// The read models, in the data dir (derived from the log; the log is `Log`'s).
 pub fn open_projections(config: &Config) -> anyhow::Result<Projections> {
     let path = config.store.path.join("projections");
     let cache_bytes = config.store.read_models_cache_mb * 1024 * 1024;
