@@ -125,21 +125,7 @@ async fn raw_single_messages(
     concurrency: usize,
 ) -> anyhow::Result<Duration> {
     let js = jetstream::new(client.clone());
-    let config = stream::Config {
-        name: "BENCH_SINGLE".into(),
-        subjects: vec!["bench.single.>".into()],
-        storage: stream::StorageType::File,
-        num_replicas: 3,
-        ..Default::default()
-    };
-    let started = Instant::now();
-    while let Err(e) = js.get_or_create_stream(config.clone()).await {
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(60),
-            "no stream: {e}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    create_stream(&js, "BENCH_SINGLE", "bench.single.>", false).await?;
     let messages: Vec<(String, Bytes)> = appends
         .iter()
         .map(|append| {
@@ -155,25 +141,14 @@ async fn raw_single_messages(
             (subject, Bytes::from(body))
         })
         .collect();
-    let queue = Arc::new(Mutex::new(messages.into_iter()));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency {
-        let (js, queue) = (js.clone(), queue.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let next = queue.lock().expect("queue").next();
-                let Some((subject, body)) = next else {
-                    return anyhow::Ok(());
-                };
-                js.publish(subject, body).await?.await?;
-            }
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    Ok(started.elapsed())
+    in_parallel(messages, concurrency, move |(subject, body)| {
+        let js = js.clone();
+        async move {
+            js.publish(subject, body).await?.await?;
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Publishes each append as one atomic batch to a fresh three-replica stream, `concurrency`
@@ -183,35 +158,70 @@ async fn raw_batches(
     appends: Vec<Vec<(String, Bytes)>>,
     concurrency: usize,
 ) -> anyhow::Result<Duration> {
-    let js = jetstream::new(client.clone());
+    create_stream(
+        &jetstream::new(client.clone()),
+        RAW_STREAM,
+        "bench.raw.>",
+        true,
+    )
+    .await?;
+    let client = client.clone();
+    in_parallel(appends, concurrency, move |append| {
+        let client = client.clone();
+        async move { publish_batch(&client, append).await }
+    })
+    .await
+}
+
+/// A three-replica file stream `name` on `subjects`, retried while the cluster elects its leader.
+async fn create_stream(
+    js: &jetstream::Context,
+    name: &str,
+    subjects: &str,
+    atomic: bool,
+) -> anyhow::Result<()> {
     let config = stream::Config {
-        name: RAW_STREAM.into(),
-        subjects: vec!["bench.raw.>".into()],
+        name: name.into(),
+        subjects: vec![subjects.into()],
         storage: stream::StorageType::File,
         num_replicas: 3,
-        allow_atomic_publish: true,
+        allow_atomic_publish: atomic,
         ..Default::default()
     };
     let started = Instant::now();
     while let Err(e) = js.get_or_create_stream(config.clone()).await {
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(60),
-            "no raw stream: {e}"
+            "no stream {name}: {e}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let queue = Arc::new(Mutex::new(appends.into_iter()));
+    Ok(())
+}
+
+/// `items` through `publish`, `concurrency` tasks taking them in turn; the time it took.
+async fn in_parallel<T, F, Fut>(
+    items: Vec<T>,
+    concurrency: usize,
+    publish: F,
+) -> anyhow::Result<Duration>
+where
+    T: Send + 'static,
+    F: Fn(T) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>> + Send,
+{
+    let queue = Arc::new(Mutex::new(items.into_iter()));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, queue) = (client.clone(), queue.clone());
+        let (queue, publish) = (queue.clone(), publish.clone());
         tasks.push(tokio::spawn(async move {
             loop {
                 let next = queue.lock().expect("queue").next();
-                let Some(append) = next else {
+                let Some(item) = next else {
                     return anyhow::Ok(());
                 };
-                publish_batch(&client, append).await?;
+                publish(item).await?;
             }
         }));
     }

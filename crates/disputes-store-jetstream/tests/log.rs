@@ -67,6 +67,20 @@ async fn version_of(store: &JetStreamStore, dispute: &str) -> u64 {
         .unwrap()
 }
 
+/// Two instances (each its own copy and sequencer) on one server's log stream.
+async fn two_instances() -> (
+    NatsServer,
+    tempfile::TempDir,
+    JetStreamStore,
+    JetStreamStore,
+) {
+    let server = NatsServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = open(&server, &dir.path().join("a")).await;
+    let b = open(&server, &dir.path().join("b")).await;
+    (server, dir, a, b)
+}
+
 /// `append` from a blocking thread, as the command side calls it.
 async fn append(store: &JetStreamStore, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
     let store = store.clone();
@@ -182,10 +196,7 @@ async fn a_deleted_copy_is_rebuilt_from_the_stream_and_still_knows_every_command
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sequencers_racing_on_one_stream_never_both_append_and_the_log_verifies() {
-    let server = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let a = open(&server, &dir.path().join("a")).await;
-    let b = open(&server, &dir.path().join("b")).await;
+    let (_server, _dir, a, b) = two_instances().await;
     let mut tasks = Vec::new();
     for worker in 0..8u64 {
         let store = if worker % 2 == 0 {
@@ -288,10 +299,7 @@ async fn a_foreign_message_in_the_log_stream_stops_appends_naming_its_seq() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_has_not_seen_the_other_writers_append_is_fenced_and_appends_after_it() {
-    let server = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let a = open(&server, &dir.path().join("a")).await;
-    let b = open(&server, &dir.path().join("b")).await;
+    let (_server, _dir, a, b) = two_instances().await;
     for i in 0..6u64 {
         // Each writer's last known sequence is its own last append: every turn, the stream moved on.
         let store = if i % 2 == 0 { &a } else { &b };
@@ -308,10 +316,7 @@ async fn a_writer_that_has_not_seen_the_other_writers_append_is_fenced_and_appen
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_commands_sent_to_two_instances_append_once_and_read_as_one_judge_in_log_order() {
-    let server = NatsServer::start();
-    let dir = tempfile::tempdir().unwrap();
-    let a = open(&server, &dir.path().join("a")).await;
-    let b = open(&server, &dir.path().join("b")).await;
+    let (_server, _dir, a, b) = two_instances().await;
     // Every command goes to both instances at once, as a client retrying on another would send it.
     let mut results = Vec::new();
     for i in 0..24u64 {

@@ -31,24 +31,6 @@ fn start_instance(urls: &str) -> Service {
     Service::start_custom(urls, &nats, "backend = \"jetstream\"\nreplicas = 3\n", "")
 }
 
-/// Sends until an answer other than `unavailable` comes (a request whose instance or node died
-/// goes again, with the same command id).
-async fn answered(client: &Client, subject: &str, body: &Value) -> Value {
-    let bytes: bytes::Bytes = serde_json::to_vec(body).unwrap().into();
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(120) {
-        let request = client.nats().request(subject.to_owned(), bytes.clone());
-        if let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(5), request).await {
-            let reply: Value = serde_json::from_slice(&message.payload).unwrap();
-            if reply["error"]["code"] != "unavailable" {
-                return reply;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    panic!("{subject} never answered");
-}
-
 /// Open (the buyer proposes a full refund) and the seller accepts: two acknowledged replies.
 async fn lifecycle(buyer: Client, seller: Client, i: u64) -> Vec<Value> {
     let (id, amount) = (format!("d-cluster-{i}"), 1_000 + i);
@@ -63,10 +45,10 @@ async fn lifecycle(buyer: Client, seller: Client, i: u64) -> Vec<Value> {
         (&buyer, "disputes.cmd.open", open),
         (&seller, "disputes.cmd.accept_proposal", accept),
     ] {
-        let reply = answered(client, subject, &body).await;
+        let reply = client.answered(subject, &body).await;
         assert_eq!(reply["ok"], true, "{subject}: {reply}");
         let get = json!({"dispute_id": id, "min_seq": reply["seq"]});
-        let view = answered(&buyer, "disputes.query.get", &get).await;
+        let view = buyer.answered("disputes.query.get", &get).await;
         assert!(
             view["dispute"]["version"].as_u64() >= reply["version"].as_u64(),
             "{view}"
@@ -74,23 +56,6 @@ async fn lifecycle(buyer: Client, seller: Client, i: u64) -> Vec<Value> {
         replies.push(reply);
     }
     replies
-}
-
-/// Waits until the log holds at least `events`; how many it held then.
-async fn log_holds(client: &Client, events: u64) -> u64 {
-    let js = jetstream::new(client.nats().clone());
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(60) {
-        if let Ok(mut stream) = js.get_stream("DISPUTE_EVENTS").await {
-            if let Ok(info) = stream.info().await {
-                if info.state.last_sequence >= events {
-                    return info.state.last_sequence;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("the log never held {events} events");
 }
 
 /// Every message of the log stream, in order, as the service's user reads it (retried while the
@@ -199,7 +164,7 @@ async fn cluster_mode_loses_nothing_acknowledged_when_a_node_and_an_instance_die
         tasks.spawn(lifecycle(buyer.clone(), seller.clone(), i));
     }
     // Mid-burst: the node the instances dialled first dies, then an instance; the node comes back.
-    let at_kill = log_holds(&service_user, 30).await;
+    let at_kill = service_user.stream_holds(30).await;
     nodes[0].kill();
     tokio::time::sleep(Duration::from_millis(300)).await;
     a.kill();
@@ -223,11 +188,8 @@ async fn cluster_mode_loses_nothing_acknowledged_when_a_node_and_an_instance_die
     );
     the_log_verifies_and_holds_each_acknowledged_event_once(&log, &acknowledged);
     // The survivor still answers, on the restarted cluster.
-    let stats = answered(
-        &buyer,
-        "disputes.query.stats",
-        &json!({"min_seq": log.len()}),
-    )
-    .await;
+    let stats = buyer
+        .answered("disputes.query.stats", &json!({"min_seq": log.len()}))
+        .await;
     assert_eq!(stats["stats"]["total"], DISPUTES, "{stats}");
 }

@@ -34,10 +34,12 @@ async fn lifecycle(client: &Client, amount: u64) -> Vec<Value> {
     let mut replies = Vec::new();
     for (command, role, data) in steps {
         let body = d.body(role, data);
-        let reply = send_until_answered(client, command, &body).await;
+        let reply = client
+            .answered(&format!("disputes.cmd.{command}"), &body)
+            .await;
         assert_eq!(reply["ok"], true, "{command}: {reply}");
         let get = json!({"dispute_id": d.id, "min_seq": reply["seq"]});
-        let view = send_until_answered(client, "query.get", &get).await;
+        let view = client.answered("disputes.query.get", &get).await;
         let (seen, written) = (
             view["dispute"]["version"].as_u64(),
             reply["version"].as_u64(),
@@ -49,42 +51,6 @@ async fn lifecycle(client: &Client, amount: u64) -> Vec<Value> {
         replies.push(reply);
     }
     replies
-}
-
-/// Sends `body` to `disputes.<what>` (`cmd.<type>` or `query.<name>`, a bare command type meaning
-/// `cmd.<type>`) until an answer other than `unavailable` comes: a request whose instance died
-/// unanswered goes again, as a client would send it.
-async fn send_until_answered(client: &Client, what: &str, body: &Value) -> Value {
-    let command = what;
-    let subject = if what.contains('.') {
-        format!("disputes.{what}")
-    } else {
-        format!("disputes.cmd.{what}")
-    };
-    let bytes: bytes::Bytes = serde_json::to_vec(body).unwrap().into();
-    for _ in 0..100 {
-        let request = client.nats().request(subject.clone(), bytes.clone());
-        if let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(3), request).await {
-            let reply: Value = serde_json::from_slice(&message.payload).unwrap();
-            if reply["error"]["code"] != "unavailable" {
-                return reply;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{command} never answered");
-}
-
-async fn wait_log_holds(client: &Client, events: u64) {
-    let js = async_nats::jetstream::new(client.nats().clone());
-    let mut stream = js.get_stream("DISPUTE_EVENTS").await.unwrap();
-    for _ in 0..1_000 {
-        if stream.info().await.unwrap().state.last_sequence >= events {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("the log never held {events} events");
 }
 
 /// Every acknowledged command's events are in the log exactly once; each of the `disputes`
@@ -149,7 +115,7 @@ async fn two_instances_serve_one_log_and_losing_one_mid_burst_loses_nothing_ackn
         tasks.spawn(async move { lifecycle(&client, 1_000 + i).await });
     }
     // Killed mid-burst: once the log holds some of it, long before all of it.
-    wait_log_holds(&client, 30).await;
+    client.stream_holds(30).await;
     a.kill();
     let mut acknowledged = Vec::new();
     while let Some(done) = tasks.join_next().await {
@@ -231,4 +197,32 @@ async fn the_schedulers_instance_killed_while_deadlines_come_due_every_deadline_
         assert_eq!(count("DisputeResolved"), 1, "{}: {types:?}", d.id);
     }
     assert!(leads(survivor), "the survivor took the lease over");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_events_stream_that_could_lose_events_is_refused_at_start_naming_the_setting() {
+    let nats = NatsServer::start();
+    let client = Client::connect(&nats.url()).await;
+    // The stream as the sled mode's publisher makes it: no atomic batches.
+    let js = async_nats::jetstream::new(client.nats().clone());
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "DISPUTE_EVENTS".into(),
+        subjects: vec!["disputes.evt.>".into()],
+        storage: async_nats::jetstream::stream::StorageType::File,
+        deny_delete: true,
+        deny_purge: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut service = Service::start_jetstream(&nats.url(), "");
+    let status = service
+        .wait_exit(Duration::from_secs(30))
+        .expect("the instance refuses to start");
+    assert!(!status.success());
+    let log = service.log();
+    assert!(
+        log.contains("DISPUTE_EVENTS is unsafe") && log.contains("allow_atomic"),
+        "{log}"
+    );
 }

@@ -17,6 +17,43 @@ pub(crate) struct Client {
 }
 
 impl Client {
+    /// Sends `body` to `subject` until an answer other than `unavailable` comes: a request whose
+    /// instance (or NATS node) died unanswered goes again, as a client would send it (a command
+    /// with the same id, so it appends once).
+    pub(crate) async fn answered(&self, subject: &str, body: &Value) -> Value {
+        let bytes: bytes::Bytes = serde_json::to_vec(body).unwrap().into();
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(120) {
+            let request = self.nats.request(subject.to_owned(), bytes.clone());
+            if let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(5), request).await {
+                let reply: Value = serde_json::from_slice(&message.payload).unwrap();
+                if reply["error"]["code"] != "unavailable" {
+                    return reply;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("{subject} never answered");
+    }
+
+    /// Waits until the events stream holds at least `events` messages (NATS errors meanwhile are
+    /// waited out); how many it held then.
+    pub(crate) async fn stream_holds(&self, events: u64) -> u64 {
+        let js = jetstream::new(self.nats.clone());
+        let started = std::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(mut stream) = js.get_stream("DISPUTE_EVENTS").await {
+                if let Ok(info) = stream.info().await {
+                    if info.state.last_sequence >= events {
+                        return info.state.last_sequence;
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the events stream never held {events} events");
+    }
+
     pub(crate) async fn connect(url: &str) -> Client {
         Client::connect_with(url, async_nats::ConnectOptions::new()).await
     }

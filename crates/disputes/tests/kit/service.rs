@@ -75,37 +75,26 @@ pub(crate) struct Service {
 impl Service {
     /// Starts on a new temporary data dir. `extra` is appended to the config (e.g. a `[policy]` table).
     pub(crate) fn start(nats_url: &str, extra: &str) -> Service {
-        let dir = tempfile::tempdir().expect("service temp dir");
-        let data_dir = dir.path().join("data");
-        let mut service = Service::configure(dir.path(), &data_dir, nats_url, extra);
-        service._dir = Some(dir);
-        service.spawn();
-        service
+        Service::start_custom(nats_url, "", backend_keys(), extra)
     }
 
     /// Like `start`, with `nats_keys` (TLS files, credentials) added to the `[nats]` table.
     pub(crate) fn start_with_nats(nats_url: &str, nats_keys: &str, extra: &str) -> Service {
-        let dir = tempfile::tempdir().expect("service temp dir");
-        let data_dir = dir.path().join("data");
-        let mut service = Service::configure(dir.path(), &data_dir, nats_url, extra);
-        let config = std::fs::read_to_string(&service.config_path).expect("read service config");
-        let (nats, rest) = config.split_once("\n\n").expect("[nats] comes first");
-        let config = format!("{nats}\n{nats_keys}\n\n{rest}");
-        std::fs::write(&service.config_path, config).expect("write service config");
-        service._dir = Some(dir);
-        service.spawn();
-        service
+        Service::start_custom(nats_url, nats_keys, backend_keys(), extra)
     }
 
     /// Starts on a given data dir (for a second instance or a restart elsewhere).
     pub(crate) fn start_on(dir: &Path, nats_url: &str, extra: &str) -> Service {
-        let mut service = Service::configure(dir, &dir.join("data"), nats_url, extra);
-        service.spawn();
-        service
+        Service::start_custom_on(dir, nats_url, "", backend_keys(), extra)
     }
 
-    /// Starts with `nats_keys` added to `[nats]` (credentials) and `store_keys` to `[store]`
-    /// (the backend), whatever the suite runs on.
+    /// Starts on the JetStream log (one node, replicas 1) whatever the suite runs on.
+    pub(crate) fn start_jetstream(nats_url: &str, extra: &str) -> Service {
+        Service::start_custom(nats_url, "", JETSTREAM_KEYS, extra)
+    }
+
+    /// Starts on a new temporary data dir with `nats_keys` added to `[nats]` (credentials) and
+    /// `store_keys` to `[store]` (the backend), whatever the suite runs on.
     pub(crate) fn start_custom(
         nats_url: &str,
         nats_keys: &str,
@@ -113,15 +102,9 @@ impl Service {
         extra: &str,
     ) -> Service {
         let dir = tempfile::tempdir().expect("service temp dir");
-        let data_dir = dir.path().join("data");
         let mut service =
-            Service::configure_with(dir.path(), &data_dir, nats_url, extra, store_keys);
-        let config = std::fs::read_to_string(&service.config_path).expect("read service config");
-        let (nats, rest) = config.split_once("\n\n").expect("[nats] comes first");
-        let config = format!("{nats}\n{nats_keys}\n\n{rest}");
-        std::fs::write(&service.config_path, config).expect("write service config");
+            Service::start_custom_on(dir.path(), nats_url, nats_keys, store_keys, extra);
         service._dir = Some(dir);
-        service.spawn();
         service
     }
 
@@ -133,38 +116,19 @@ impl Service {
         store_keys: &str,
         extra: &str,
     ) -> Service {
-        let mut service =
-            Service::configure_with(dir, &dir.join("data"), nats_url, extra, store_keys);
-        let config = std::fs::read_to_string(&service.config_path).expect("read service config");
-        let (nats, rest) = config.split_once("\n\n").expect("[nats] comes first");
-        let config = format!("{nats}\n{nats_keys}\n\n{rest}");
-        std::fs::write(&service.config_path, config).expect("write service config");
+        let mut service = Service::configure(dir, nats_url, nats_keys, store_keys, extra);
         service.spawn();
         service
     }
 
-    /// Starts on the JetStream log (one node, replicas 1) whatever the suite runs on.
-    pub(crate) fn start_jetstream(nats_url: &str, extra: &str) -> Service {
-        let dir = tempfile::tempdir().expect("service temp dir");
-        let data_dir = dir.path().join("data");
-        let keys = JETSTREAM_KEYS;
-        let mut service = Service::configure_with(dir.path(), &data_dir, nats_url, extra, keys);
-        service._dir = Some(dir);
-        service.spawn();
-        service
-    }
-
-    fn configure(dir: &Path, data_dir: &Path, nats_url: &str, extra: &str) -> Service {
-        Service::configure_with(dir, data_dir, nats_url, extra, backend_keys())
-    }
-
-    fn configure_with(
+    fn configure(
         dir: &Path,
-        data_dir: &Path,
         nats_url: &str,
+        nats_keys: &str,
+        store_keys: &str,
         extra: &str,
-        backend: &str,
     ) -> Service {
+        let data_dir = dir.join("data");
         // No metrics endpoint unless `extra` asks for one (tests run side by side).
         let http = if extra.contains("[http]") {
             ""
@@ -172,7 +136,7 @@ impl Service {
             "[http]\nlisten = \"\"\n\n"
         };
         let config = format!(
-            "[nats]\nurl = {url:?}\n\n[store]\npath = {path:?}\n{backend}\n{http}{extra}\n",
+            "[nats]\nurl = {url:?}\n{nats_keys}\n\n[store]\npath = {path:?}\n{store_keys}\n{http}{extra}\n",
             url = nats_url,
             path = data_dir.display().to_string(),
         );
@@ -182,7 +146,7 @@ impl Service {
             child: None,
             config_path,
             log_path: dir.join("disputes.log"),
-            data_dir: data_dir.to_path_buf(),
+            data_dir,
             _dir: None,
         }
     }
