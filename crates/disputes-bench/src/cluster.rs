@@ -13,12 +13,12 @@ use async_nats::HeaderMap;
 use bytes::Bytes;
 use disputes::config::{Backend, Config};
 use disputes_store_jetstream::APPEND_HEADER;
-use disputes_testkit::nats::start_cluster;
+use disputes_testkit::nats::{start_cluster, NatsServer};
 use futures::StreamExt as _;
 use serde_json::json;
 
 use crate::nats::{drive_client, start_service_with};
-use crate::report::{report, Bound, Goal, Measured, Report};
+use crate::report::{cpu_split, report, Bound, CpuReading, Goal, Measured, Report};
 use crate::BenchArgs;
 
 const RAW_STREAM: &str = "BENCH_RAW";
@@ -37,14 +37,25 @@ pub(crate) async fn cluster(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
     config.store.replicas = 3;
     config.http.listen = String::new();
     let (trigger, task, client) = start_service_with(config).await?;
+    // This process (the service and the bench's clients) and the three nodes.
+    let pids: Vec<u32> = std::iter::once(0)
+        .chain(nodes.iter().filter_map(NatsServer::pid))
+        .collect();
+    tracing::info!(?pids, "cluster: the service's lifecycles start");
+    let before = CpuReading::now(&pids);
     let (elapsed, latencies) = drive_client(&client, "cluster", disputes, concurrency).await?;
+    let service_cpu = CpuReading::now(&pids).since(&before);
+    tracing::info!("cluster: the service's lifecycles done");
     trigger.trip();
     task.await??;
     let (appends, service_batches) = appends_of_the_log(&client).await?;
     let batches = appends.len();
     // The other shape the issue names: one message per append carrying its events, in one publish.
     let single_elapsed = raw_single_messages(&client, &appends, concurrency).await?;
+    tracing::info!("cluster: raw batches start");
+    let before = CpuReading::now(&pids);
     let raw_elapsed = raw_batches(&client, appends, concurrency).await?;
+    let raw_cpu = CpuReading::now(&pids).since(&before);
     // The raw side's rate in commands: the same appends (one per command) in its own time.
     let raw_ops_per_sec = batches as f64 / raw_elapsed.as_secs_f64();
     let ops = (disputes * 5) as u64;
@@ -59,7 +70,11 @@ pub(crate) async fn cluster(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
             json!({"appends": batches, "service_batches": service_batches,
             "appends_per_batch": batches as f64 / service_batches.max(1) as f64,
             "raw_secs": raw_elapsed.as_secs_f64(),
-            "raw_one_message_per_append_ops_per_sec": batches as f64 / single_elapsed.as_secs_f64()}),
+            "raw_one_message_per_append_ops_per_sec": batches as f64 / single_elapsed.as_secs_f64(),
+            "cpu": {
+                "service": cpu_split(&service_cpu, ops),
+                "raw_batches": cpu_split(&raw_cpu, batches as u64),
+            }}),
         ),
     });
     report.goals.push(Goal::new(

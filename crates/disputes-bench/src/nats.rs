@@ -18,7 +18,9 @@ use disputes_testkit::NatsServer;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::report::{percentile, report, rss_mb, Bound, Goal, Measured, Report};
+use crate::report::{
+    cpu_split, percentile, report, rss_mb, Bound, CpuReading, Goal, Measured, Report,
+};
 use crate::BenchArgs;
 
 /// `--nats-url`, or a server of our own (kept alive by the returned guard), configured as
@@ -245,35 +247,24 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
     );
     // The goal's baseline: the same lifecycle in process, durable, without NATS, in this run.
     let inproc_dir = dir.join("inproc");
+    let before = CpuReading::now(&[0]);
     let inproc = tokio::task::spawn_blocking(move || {
         crate::inproc::inproc(&inproc_dir, disputes, concurrency)
     })
     .await??;
-    let (_server, url) = nats_for(args);
+    let inproc_cpu = CpuReading::now(&[0]).since(&before);
+    let (server, url) = nats_for(args);
+    // This process, and the NATS server when it is ours.
+    let pids: Vec<u32> = std::iter::once(0)
+        .chain(server.as_ref().and_then(NatsServer::pid))
+        .collect();
     let (trigger, task, client) =
         start_service(&url, &dir.join("data"), Default::default(), "").await?;
 
-    // Baseline: an echo responder answering with a reply of the service's typical size.
-    let probe = client
-        .request(
-            "disputes.cmd.open",
-            lifecycle("probe", 0)[0].1.clone().into(),
-        )
-        .await?;
-    let echo_task = echo_responder(&client, probe.payload.len()).await?;
-    let (base_elapsed, _) = drive(
-        &client,
-        "echo",
-        disputes,
-        concurrency,
-        |_| "bench.echo".to_owned(),
-        false,
-    )
-    .await?;
-    echo_task.abort();
-    let baseline = (disputes * 5) as f64 / base_elapsed.as_secs_f64();
+    let baseline = echo_baseline(&client, disputes, concurrency).await?;
 
     // The same commands as raw requests (body bytes out, `ok` checked): what the client costs.
+    let before = CpuReading::now(&pids);
     let (raw_elapsed, _) = drive(
         &client,
         "raw",
@@ -284,19 +275,28 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
     )
     .await?;
     let raw = (disputes * 5) as f64 / raw_elapsed.as_secs_f64();
+    let raw_cpu = CpuReading::now(&pids).since(&before);
+    let before = CpuReading::now(&pids);
     let (elapsed, latencies) = drive_client(&client, "nats", disputes, concurrency).await?;
+    let service_cpu = CpuReading::now(&pids).since(&before);
     trigger.trip();
     task.await??;
+    let ops = (disputes * 5) as u64;
     let mut report = report(Measured {
         workload: "nats",
-        ops: (disputes * 5) as u64,
+        ops,
         elapsed,
         sorted_latencies: &latencies,
         baseline: "echo responder on the same NATS",
         baseline_ops_per_sec: Some(baseline),
         extra: Some(json!({"inproc_ops_per_sec": inproc.ops_per_sec,
-            "raw_requests_ops_per_sec": raw,
-            "client_over_raw": report_ratio(disputes, elapsed, raw)})),
+        "raw_requests_ops_per_sec": raw,
+        "client_over_raw": report_ratio(disputes, elapsed, raw),
+        "cpu": {
+            "inproc": cpu_split(&inproc_cpu, ops),
+            "raw_requests": cpu_split(&raw_cpu, ops),
+            "service": cpu_split(&service_cpu, ops),
+        }})),
     });
     report.goals.push(Goal::new(
         "nats / inproc (same run)",
@@ -305,6 +305,35 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
         0.5,
     ));
     Ok(report)
+}
+
+/// The `nats` baseline: commands/s of an echo responder answering with a reply of the service's
+/// typical size, on the same NATS, the same lifecycle's requests.
+async fn echo_baseline(
+    client: &async_nats::Client,
+    disputes: usize,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
+    // Baseline: an echo responder answering with a reply of the service's typical size.
+    let probe = client
+        .request(
+            "disputes.cmd.open",
+            lifecycle("probe", 0)[0].1.clone().into(),
+        )
+        .await?;
+    let echo_task = echo_responder(client, probe.payload.len()).await?;
+    let (base_elapsed, _) = drive(
+        client,
+        "echo",
+        disputes,
+        concurrency,
+        |_| "bench.echo".to_owned(),
+        false,
+    )
+    .await?;
+    echo_task.abort();
+    let baseline = (disputes * 5) as f64 / base_elapsed.as_secs_f64();
+    Ok(baseline)
 }
 
 /// The client's rate over the raw requests' rate.

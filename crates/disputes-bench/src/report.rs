@@ -99,6 +99,127 @@ pub(crate) fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
     Some(sorted[i])
 }
 
+/// CPU time (user + system) of the processes `pids` (0: this one) and of the whole machine, read
+/// from /proc: two readings give what a phase of a benchmark cost and how busy the cores were.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuReading {
+    /// Seconds each process spent on the CPU, in the order asked.
+    processes: [f64; 4],
+    /// The machine's busy and total seconds, summed over its cores.
+    machine_busy: f64,
+    machine_total: f64,
+}
+
+/// What happened between two [`CpuReading`]s.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CpuSpent {
+    /// CPU seconds of each process asked for.
+    pub processes: [f64; 4],
+    /// The share of the machine's cores that was busy (any process): 1.0 is every core all the time.
+    pub machine_busy: f64,
+}
+
+impl CpuReading {
+    /// At most four processes; a process that is gone reads as 0.
+    pub(crate) fn now(pids: &[u32]) -> Self {
+        assert!(pids.len() <= 4, "at most four processes");
+        let mut processes = [0.0; 4];
+        for (slot, pid) in processes.iter_mut().zip(pids) {
+            *slot = process_cpu_secs(*pid);
+        }
+        let (machine_busy, machine_total) = machine_cpu_secs();
+        CpuReading {
+            processes,
+            machine_busy,
+            machine_total,
+        }
+    }
+
+    pub(crate) fn since(&self, earlier: &CpuReading) -> CpuSpent {
+        let mut processes = [0.0; 4];
+        for (i, slot) in processes.iter_mut().enumerate() {
+            *slot = self.processes[i] - earlier.processes[i];
+        }
+        let total = self.machine_total - earlier.machine_total;
+        CpuSpent {
+            processes,
+            machine_busy: if total > 0.0 {
+                (self.machine_busy - earlier.machine_busy) / total
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+/// Where a phase's CPU went, per operation in microseconds: this process (the service and the
+/// bench's clients, or the publishers of a raw baseline), the NATS servers asked for (the rest of
+/// the pids, together), and how busy the machine's cores were over the phase (1.0: all of them,
+/// all the time; any process counts).
+pub(crate) fn cpu_split(spent: &CpuSpent, ops: u64) -> serde_json::Value {
+    let per_op_us = |secs: f64| (secs * 1e6 / ops.max(1) as f64).round();
+    let servers: f64 = spent.processes[1..].iter().sum();
+    serde_json::json!({
+        "process_us_per_op": per_op_us(spent.processes[0]),
+        "nats_us_per_op": per_op_us(servers),
+        "machine_busy": (spent.machine_busy * 1000.0).round() / 1000.0,
+    })
+}
+
+fn clock_ticks_per_sec() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 {
+        ticks as f64
+    } else {
+        100.0
+    }
+}
+
+/// utime + stime of a process (0: this one), from `/proc/<pid>/stat`.
+fn process_cpu_secs(pid: u32) -> f64 {
+    let path = if pid == 0 {
+        "/proc/self/stat".to_owned()
+    } else {
+        format!("/proc/{pid}/stat")
+    };
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / clock_ticks_per_sec()
+}
+
+/// The machine's busy and total CPU seconds from the `cpu` line of /proc/stat (idle and iowait
+/// count as not busy).
+fn machine_cpu_secs() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let values: Vec<f64> = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let total: f64 = values.iter().take(8).sum();
+    let idle = values.get(3).copied().unwrap_or(0.0) + values.get(4).copied().unwrap_or(0.0);
+    let ticks = clock_ticks_per_sec();
+    ((total - idle) / ticks, total / ticks)
+}
+
 /// Resident memory of this process, from /proc.
 pub(crate) fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

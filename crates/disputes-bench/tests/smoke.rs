@@ -47,6 +47,17 @@ fn every_workload_reports_its_goals() {
         ["cluster / raw JetStream batches (same run)"]
     );
     assert_eq!(cluster["extra"]["appends"], 60, "{cluster}");
+    // Each phase's CPU, read from /proc (in clock ticks of 10 ms: the raw phases of so small a
+    // run may read 0): the service's process and its NATS servers both worked.
+    for report in [&cluster, &nats] {
+        let cpu = &report["extra"]["cpu"];
+        for field in ["process_us_per_op", "nats_us_per_op", "machine_busy"] {
+            let value = cpu["service"][field].as_f64().unwrap_or(0.0);
+            assert!(value > 0.0, "service.{field} = {value}: {report}");
+        }
+    }
+    assert!(cluster["extra"]["cpu"]["raw_batches"]["nats_us_per_op"].is_f64());
+    assert!(nats["extra"]["cpu"]["raw_requests"]["nats_us_per_op"].is_f64());
     let queries = bench(&[&["queries"], &small[..]].concat());
     assert_eq!(goals(&queries), ["queries / echo"]);
     let lag = bench(&["lag", "--secs", "2", "--concurrency", "2"]);

@@ -79,6 +79,11 @@ impl NatsServer {
         server
     }
 
+    /// The server process's id while it runs (for benchmarks reading its CPU time from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }
