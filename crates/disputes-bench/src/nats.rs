@@ -276,6 +276,7 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
     .await?;
     let raw = (disputes * 5) as f64 / raw_elapsed.as_secs_f64();
     let raw_cpu = CpuReading::now(&pids).since(&before);
+    tracing::info!(?pids, "nats: the service's lifecycles start");
     let before = CpuReading::now(&pids);
     let (elapsed, latencies) = drive_client(&client, "nats", disputes, concurrency).await?;
     let service_cpu = CpuReading::now(&pids).since(&before);

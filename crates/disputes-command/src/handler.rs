@@ -289,15 +289,54 @@ impl<S: EventStore> CommandHandler<S> {
         now: DateTime<Utc>,
     ) -> Result<ExpiryOutcome, Rejection> {
         let request = Request::expiry(kind, due_at);
-        match self.write(dispute_id, &request, None, now) {
-            Ok(Written::Appended { envelopes, .. }) => Ok(ExpiryOutcome::Applied(envelopes)),
-            Ok(Written::Nothing) => Ok(ExpiryOutcome::Ignored),
-            Ok(Written::Duplicate(_)) => unreachable!("an expiry has no command id"),
-            Err(Rejection::Refused(refusal)) if refusal.code() == ErrorCode::NotFound => {
-                Ok(ExpiryOutcome::Ignored)
+        expiry_outcome(self.write(dispute_id, &request, None, now))
+    }
+
+    /// Applies many expiries, each exactly as [`Self::expire`] would, but the appends of those that
+    /// append go to the store together ([`EventStore::append_many`]), so that one group commit
+    /// makes them durable, not one each. An expiry whose append lost a race (a second expiry of the
+    /// same dispute in `expiries`, or another writer) is applied again on its own against the
+    /// dispute's new state. The outcomes, in the order of `expiries`.
+    pub fn expire_many(
+        &self,
+        expiries: &[Expiry],
+        now: DateTime<Utc>,
+    ) -> Vec<Result<ExpiryOutcome, Rejection>> {
+        let mut outcomes: Vec<Option<Result<ExpiryOutcome, Rejection>>> =
+            expiries.iter().map(|_| None).collect();
+        let (mut appends, mut appending) = (Vec::new(), Vec::new());
+        for (i, expiry) in expiries.iter().enumerate() {
+            let request = Request::expiry(expiry.kind, expiry.due_at);
+            match self.prepare(&expiry.dispute_id, &request, None, now) {
+                Ok(Prepared::Append(decided)) => {
+                    appends.push(decided.append);
+                    appending.push((i, decided.after));
+                }
+                Ok(Prepared::Nothing) => outcomes[i] = Some(Ok(ExpiryOutcome::Ignored)),
+                Ok(Prepared::Again) => {} // judged again on its own, below
+                Err(rejection) => outcomes[i] = Some(expiry_outcome(Err(rejection))),
             }
-            Err(rejection) => Err(rejection),
         }
+        let written = self.store.append_many(appends);
+        for ((i, after), result) in appending.into_iter().zip(written) {
+            let dispute_id = &expiries[i].dispute_id;
+            match result {
+                Ok(AppendOutcome::Appended(envelopes)) => {
+                    self.cache.put(dispute_id, after);
+                    outcomes[i] = Some(Ok(ExpiryOutcome::Applied(envelopes)));
+                }
+                Ok(AppendOutcome::Duplicate(_)) => unreachable!("an expiry has no command id"),
+                Err(StoreError::VersionConflict { .. }) => self.cache.evict(dispute_id),
+                Err(error) => outcomes[i] = Some(Err(error.into())),
+            }
+        }
+        outcomes
+            .into_iter()
+            .zip(expiries)
+            .map(|(outcome, e)| {
+                outcome.unwrap_or_else(|| self.expire(&e.dispute_id, e.kind, e.due_at, now))
+            })
+            .collect()
     }
 
     /// Read, decide, append; on a lost optimistic race, again (the state moved, so the decision may too).
@@ -308,45 +347,20 @@ impl<S: EventStore> CommandHandler<S> {
         record: Option<CommandRecord>,
         now: DateTime<Utc>,
     ) -> Result<Written, Rejection> {
-        let command_id = record.as_ref().map(|r| r.command_id.clone());
-        let actor = actor_ref(&request.actor);
         for _ in 0..APPEND_ATTEMPTS_MAX {
-            let (state, source) = self.load(dispute_id)?;
-            if let (State::Initial, domain::Command::Open(open)) = (&state, &request.command) {
-                self.check_order_free(open.order_id.as_str())?;
-            }
-            let events = match domain::decide(&state, request, now, &self.policy) {
-                Ok(events) if !events.is_empty() => events,
-                // A decision against a cached state that changes nothing (a refusal, a stale
-                // expiry) stands only if that state is still the store's; an accepted one is
-                // checked by `append` itself (`expected_version`).
-                _ if source == Source::Cache && !self.is_current(dispute_id, &state)? => {
-                    self.cache.evict(dispute_id);
-                    continue;
-                }
-                Ok(_) => return Ok(Written::Nothing),
-                Err(refusal) => return Err(refusal.into()),
-            };
-            let after = events.iter().fold(state.clone(), domain::evolve);
-            let status = status_of(&after);
-            let append = AppendRequest {
-                dispute_id: dispute_id.to_owned(),
-                expected_version: version_of(&state),
-                reserve_order: opened_order(&events),
-                command: record.clone().map(|mut r| {
-                    // The reply's status beside the trace (an object, or null without one).
-                    let mut meta = r.meta.take();
-                    if !meta.is_object() {
-                        meta = json!({});
+            let (append, after, status) =
+                match self.prepare(dispute_id, request, record.as_ref(), now)? {
+                    Prepared::Nothing => return Ok(Written::Nothing),
+                    Prepared::Again => continue,
+                    Prepared::Append(decided) => {
+                        let Decided {
+                            append,
+                            after,
+                            status,
+                        } = *decided;
+                        (append, after, status)
                     }
-                    meta["status"] = json!(status);
-                    CommandRecord { meta, ..r }
-                }),
-                events: events
-                    .iter()
-                    .map(|e| new_event(e, &actor, now, command_id.clone()))
-                    .collect(),
-            };
+                };
             match self.store.append(append) {
                 Ok(AppendOutcome::Appended(envelopes)) => {
                     self.cache.put(dispute_id, after);
@@ -369,6 +383,60 @@ impl<S: EventStore> CommandHandler<S> {
             "too many concurrent writers on this dispute; retry",
         )
         .into())
+    }
+
+    /// One pass of [`Self::write`] up to the append: the decision against the dispute's state
+    /// (cached, or read from the store), and the append it makes.
+    fn prepare(
+        &self,
+        dispute_id: &str,
+        request: &Request,
+        record: Option<&CommandRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<Prepared, Rejection> {
+        let (state, source) = self.load(dispute_id)?;
+        if let (State::Initial, domain::Command::Open(open)) = (&state, &request.command) {
+            self.check_order_free(open.order_id.as_str())?;
+        }
+        let events = match domain::decide(&state, request, now, &self.policy) {
+            Ok(events) if !events.is_empty() => events,
+            // A decision against a cached state that changes nothing (a refusal, a stale
+            // expiry) stands only if that state is still the store's; an accepted one is
+            // checked by `append` itself (`expected_version`).
+            _ if source == Source::Cache && !self.is_current(dispute_id, &state)? => {
+                self.cache.evict(dispute_id);
+                return Ok(Prepared::Again);
+            }
+            Ok(_) => return Ok(Prepared::Nothing),
+            Err(refusal) => return Err(refusal.into()),
+        };
+        let after = events.iter().fold(state.clone(), domain::evolve);
+        let status = status_of(&after);
+        let command_id = record.map(|r| r.command_id.clone());
+        let actor = actor_ref(&request.actor);
+        let append = AppendRequest {
+            dispute_id: dispute_id.to_owned(),
+            expected_version: version_of(&state),
+            reserve_order: opened_order(&events),
+            command: record.cloned().map(|mut r| {
+                // The reply's status beside the trace (an object, or null without one).
+                let mut meta = r.meta.take();
+                if !meta.is_object() {
+                    meta = json!({});
+                }
+                meta["status"] = json!(status);
+                CommandRecord { meta, ..r }
+            }),
+            events: events
+                .iter()
+                .map(|e| new_event(e, &actor, now, command_id.clone()))
+                .collect(),
+        };
+        Ok(Prepared::Append(Box::new(Decided {
+            append,
+            after,
+            status,
+        })))
     }
 
     /// The dispute's state, and where it came from. A cached state is the one this
@@ -484,6 +552,44 @@ impl StateCache {
                 shard.insert(dispute_id.to_owned(), state);
             }
         }
+    }
+}
+
+/// What [`CommandHandler::prepare`] decided.
+enum Prepared {
+    /// No events: nothing to append.
+    Nothing,
+    /// The cached state it judged turned out stale (and is evicted): judge again.
+    Again,
+    /// Events to append.
+    Append(Box<Decided>),
+}
+
+/// An accepted decision: its append (at the state's version), the state it leads to, its status.
+struct Decided {
+    append: AppendRequest,
+    after: State,
+    status: String,
+}
+
+/// One deadline's expiry, for [`CommandHandler::expire_many`].
+#[derive(Debug, Clone)]
+pub struct Expiry {
+    pub dispute_id: String,
+    pub kind: DeadlineKind,
+    pub due_at: DateTime<Utc>,
+}
+
+/// An expiry's outcome from what `write` made of it: an unknown dispute changes nothing.
+fn expiry_outcome(written: Result<Written, Rejection>) -> Result<ExpiryOutcome, Rejection> {
+    match written {
+        Ok(Written::Appended { envelopes, .. }) => Ok(ExpiryOutcome::Applied(envelopes)),
+        Ok(Written::Nothing) => Ok(ExpiryOutcome::Ignored),
+        Ok(Written::Duplicate(_)) => unreachable!("an expiry has no command id"),
+        Err(Rejection::Refused(refusal)) if refusal.code() == ErrorCode::NotFound => {
+            Ok(ExpiryOutcome::Ignored)
+        }
+        Err(rejection) => Err(rejection),
     }
 }
 
@@ -643,6 +749,99 @@ mod tests {
             now,
             buyer,
             seller,
+        }
+    }
+
+    /// A store with disputes `d-0`..`d-{n-1}` opened at `now`, each with its seller-response
+    /// deadline active; the handler, and each dispute's active deadline.
+    fn opened_disputes(n: usize, now: DateTime<Utc>) -> (CommandHandler<SledStore>, Vec<Expiry>) {
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let handler = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
+        let mut deadlines = Vec::new();
+        for i in 0..n {
+            let dispute_id = format!("d-{i}");
+            let body = json!({"command_id": format!("c-{i}"), "dispute_id": dispute_id,
+                "actor": {"role": "buyer", "id": "b-1"},
+                "data": {"order_id": format!("o-{i}"), "seller_id": "s-1", "reason": "not_received",
+                    "order_amount": {"amount": 10000, "currency": "USD"},
+                    "proposal": {"solution": "full_refund"}}});
+            let reply = handler.handle("open", &serde_json::to_vec(&body).unwrap(), now);
+            assert!(accepted(&reply), "{reply:?}");
+            let set = store
+                .read_stream(&dispute_id)
+                .unwrap()
+                .into_iter()
+                .rfind(|e| e.event_type == "DeadlineSet")
+                .expect("an open sets a deadline");
+            deadlines.push(Expiry {
+                dispute_id,
+                kind: serde_json::from_value(set.data["deadline"].clone()).unwrap(),
+                due_at: serde_json::from_value(set.data["due_at"].clone()).unwrap(),
+            });
+        }
+        (handler, deadlines)
+    }
+
+    fn outcome_label(outcome: &Result<ExpiryOutcome, Rejection>) -> String {
+        match outcome {
+            Ok(ExpiryOutcome::Applied(events)) => {
+                let types: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
+                format!("applied {}", types.join(","))
+            }
+            Ok(ExpiryOutcome::Ignored) => "ignored".into(),
+            Err(rejection) => format!("refused {rejection}"),
+        }
+    }
+
+    #[test]
+    fn expiries_applied_together_have_the_outcomes_of_expiries_applied_one_by_one() {
+        let opened: DateTime<Utc> = "2026-11-27T08:00:00Z".parse().unwrap();
+        let (together, deadlines) = opened_disputes(6, opened);
+        let (one_by_one, _) = opened_disputes(6, opened);
+        let mut expiries = deadlines.clone();
+        // A repeat of d-0's expiry in the same batch, a stale one (another due time), one of an
+        // unknown dispute, and one early (d-5's, judged before it is due: below).
+        expiries.push(deadlines[0].clone());
+        expiries.push(Expiry {
+            due_at: deadlines[1].due_at - chrono::Duration::hours(1),
+            ..deadlines[1].clone()
+        });
+        expiries.push(Expiry {
+            dispute_id: "d-unknown".into(),
+            ..deadlines[2].clone()
+        });
+        let now = deadlines[0].due_at + chrono::Duration::minutes(1);
+        let early = Expiry {
+            due_at: now + chrono::Duration::hours(1),
+            ..deadlines[5].clone()
+        };
+        expiries[5] = early;
+
+        let outcomes: Vec<String> = together
+            .expire_many(&expiries, now)
+            .iter()
+            .map(outcome_label)
+            .collect();
+        let expected: Vec<String> = expiries
+            .iter()
+            .map(|e| outcome_label(&one_by_one.expire(&e.dispute_id, e.kind, e.due_at, now)))
+            .collect();
+        assert_eq!(outcomes, expected);
+        assert!(outcomes[0].starts_with("applied"), "{outcomes:?}");
+        assert_eq!(
+            outcomes[6..],
+            ["ignored", "ignored", "ignored"],
+            "the repeat, the stale and the unknown change nothing"
+        );
+        assert_eq!(outcomes[5], "ignored", "an early expiry changes nothing");
+        // Each dispute's log is the same in both stores: every expiry applied once.
+        for i in 0..6 {
+            let id = format!("d-{i}");
+            let types = |h: &CommandHandler<SledStore>| -> Vec<String> {
+                let events = h.store().read_stream(&id).unwrap();
+                events.into_iter().map(|e| e.event_type).collect()
+            };
+            assert_eq!(types(&together), types(&one_by_one), "{id}");
         }
     }
 

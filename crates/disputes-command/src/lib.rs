@@ -10,5 +10,6 @@ mod handler;
 pub mod tokens;
 
 pub use handler::{
-    fold, Accepted, CommandHandler, ExpiryOutcome, Rejection, Reply, Trace, APPEND_ATTEMPTS_MAX,
+    fold, Accepted, CommandHandler, Expiry, ExpiryOutcome, Rejection, Reply, Trace,
+    APPEND_ATTEMPTS_MAX,
 };

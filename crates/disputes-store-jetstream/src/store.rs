@@ -1,7 +1,7 @@
 //! [`JetStreamStore`]: the `EventStore` contract on the log stream.
 
 use std::path::Path;
-use std::sync::mpsc::sync_channel;
+use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use async_nats::jetstream;
@@ -152,8 +152,17 @@ impl JetStreamStore {
     }
 }
 
-impl EventStore for JetStreamStore {
-    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is shut down".into())
+}
+
+impl JetStreamStore {
+    /// Drafts `req`'s events and hands the append to the sequencer; its answer arrives on the
+    /// returned receiver.
+    fn queue_append(
+        &self,
+        req: AppendRequest,
+    ) -> Result<Receiver<Result<AppendOutcome, StoreError>>, StoreError> {
         if let Some(error) = self.failure() {
             return Err(StoreError::Unavailable(format!(
                 "the log failed earlier ({error}); it takes no appends until the service is started again"
@@ -161,7 +170,6 @@ impl EventStore for JetStreamStore {
         }
         let drafted = draft_events(&req)?;
         let (reply, answer) = sync_channel(1);
-        let closed = || StoreError::Unavailable("the store is shut down".into());
         self.inner
             .requests
             .blocking_send(Request {
@@ -170,7 +178,21 @@ impl EventStore for JetStreamStore {
                 reply,
             })
             .map_err(|_| closed())?;
-        answer.recv().map_err(|_| closed())?
+        Ok(answer)
+    }
+}
+
+impl EventStore for JetStreamStore {
+    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        self.queue_append(req)?.recv().map_err(|_| closed())?
+    }
+
+    fn append_many(&self, reqs: Vec<AppendRequest>) -> Vec<Result<AppendOutcome, StoreError>> {
+        let queued: Vec<_> = reqs.into_iter().map(|req| self.queue_append(req)).collect();
+        queued
+            .into_iter()
+            .map(|answer| answer.and_then(|answer| answer.recv().map_err(|_| closed())?))
+            .collect()
     }
 
     /// The copy's events, and after them what this instance appended that the copy does not hold

@@ -160,6 +160,13 @@ impl StoreOptions {
 pub trait EventStore: Send + Sync {
     /// Appends atomically; returns once the events are durable (with [`Durability::Fsync`]).
     fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError>;
+    /// Appends each request as [`EventStore::append`] would, all submitted before the first is
+    /// waited for, so that a store with group commit makes them durable together; the outcomes in
+    /// the requests' order. Each is judged on its own (one refused fails no other), in order: a
+    /// second request on one dispute at the version the first already took is a conflict.
+    fn append_many(&self, reqs: Vec<AppendRequest>) -> Vec<Result<AppendOutcome, StoreError>> {
+        reqs.into_iter().map(|req| self.append(req)).collect()
+    }
     /// One dispute's durable events in version order (empty for an unknown dispute).
     fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError>;
     /// Durable events with `seq >= from_seq`, in seq order, at most

@@ -132,6 +132,32 @@ impl SledStore {
         Ok(self.head())
     }
 
+    /// Drafts `req`'s events and queues the append for the writer, without waiting for it.
+    fn queue_append(&self, req: AppendRequest) -> Result<QueuedAppend, StoreError> {
+        let drafts = draft_events(&req)?;
+        let AppendRequest {
+            dispute_id,
+            expected_version,
+            command,
+            reserve_order,
+            events,
+        } = req;
+        let (event_ids, drafts) = drafts.into_iter().unzip();
+        let append = Append {
+            dispute_id: dispute_id.clone(),
+            expected_version,
+            command,
+            reserve_order,
+            drafts,
+        };
+        Ok(QueuedAppend {
+            answer: self.submit(Work::Append(append))?,
+            dispute_id,
+            events,
+            event_ids,
+        })
+    }
+
     /// Queues `work` for the writer; its answer arrives on the returned receiver.
     fn submit(&self, work: Work) -> Result<mpsc::Receiver<writer::Reply>, StoreError> {
         let sender = self.inner.sender.as_ref().ok_or_else(closed)?;
@@ -259,34 +285,39 @@ fn closed() -> StoreError {
     StoreError::Unavailable("the store is shut down".into())
 }
 
-impl EventStore for SledStore {
-    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        let drafts = draft_events(&req)?;
-        let AppendRequest {
-            dispute_id,
-            expected_version,
-            command,
-            reserve_order,
-            events,
-        } = req;
-        let (event_ids, drafts) = drafts.into_iter().unzip();
-        let append = Append {
-            dispute_id: dispute_id.clone(),
-            expected_version,
-            command,
-            reserve_order,
-            drafts,
-        };
-        let answer = self.submit(Work::Append(append))?;
-        match answer.recv().map_err(|_| closed())?? {
+/// An append in the writer's queue: what its answer becomes once the writer has it.
+struct QueuedAppend {
+    answer: mpsc::Receiver<writer::Reply>,
+    dispute_id: String,
+    events: Vec<NewEvent>,
+    event_ids: Vec<String>,
+}
+
+impl QueuedAppend {
+    fn wait(self) -> Result<AppendOutcome, StoreError> {
+        match self.answer.recv().map_err(|_| closed())?? {
             Written::Duplicate(outcome) => Ok(AppendOutcome::Duplicate(outcome)),
             Written::Appended(seals) => Ok(AppendOutcome::Appended(envelopes(
-                &dispute_id,
-                events,
-                event_ids,
+                &self.dispute_id,
+                self.events,
+                self.event_ids,
                 seals,
             ))),
         }
+    }
+}
+
+impl EventStore for SledStore {
+    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        self.queue_append(req)?.wait()
+    }
+
+    fn append_many(&self, reqs: Vec<AppendRequest>) -> Vec<Result<AppendOutcome, StoreError>> {
+        let queued: Vec<_> = reqs.into_iter().map(|req| self.queue_append(req)).collect();
+        queued
+            .into_iter()
+            .map(|queued| queued.and_then(QueuedAppend::wait))
+            .collect()
     }
 
     fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError> {

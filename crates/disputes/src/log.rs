@@ -99,6 +99,9 @@ impl EventStore for Log {
     fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
         self.store().append(req)
     }
+    fn append_many(&self, reqs: Vec<AppendRequest>) -> Vec<Result<AppendOutcome, StoreError>> {
+        self.store().append_many(reqs)
+    }
     fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError> {
         self.store().read_stream(dispute_id)
     }

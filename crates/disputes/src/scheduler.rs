@@ -17,13 +17,13 @@ use async_nats::HeaderMap;
 use chrono::{DateTime, Utc};
 use disputes_domain::{self as domain, DeadlineKind};
 use disputes_store::EventStore;
-use futures::StreamExt;
+use futures::{FutureExt as _, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
-use disputes_command::{CommandHandler, ExpiryOutcome};
+use disputes_command::{CommandHandler, Expiry, ExpiryOutcome, Rejection};
 use disputes_readside::{DeadlineEntry, Projections};
 
 /// Deadlines (or reminders) published per round.
@@ -34,11 +34,14 @@ const IDLE_MAX: Duration = Duration::from_secs(1);
 const ROUND_INTERVAL_MIN: Duration = Duration::from_millis(5);
 /// How often the published-but-not-yet-applied deadlines are checked against the index.
 const PRUNE_EVERY: Duration = Duration::from_millis(500);
-/// Expiries applied at once by the consumer. Each waits in a blocking thread of its own for the
-/// store's group commit; 256 gave no lower firing lag than 32 (the burst is bound by JetStream's
-/// per-message sync) but ~270 threads and about 500 MiB more resident after a burst of 10,000
+/// Expiries applied together by the consumer: those already delivered when a batch starts, up to
+/// this many, are judged in one blocking thread and their appends made durable by one group commit
+/// (`CommandHandler::expire_many`). Before, each expiry waited in a blocking thread of its own, 32 at
+/// once: about 70 threads and several hundred MiB more resident after a burst of 10,000
 /// (`disputes bench scheduler`, docs/performance.md).
-const APPLY_CONCURRENCY: usize = 32;
+const APPLY_BATCH_MAX: usize = 256;
+/// Batches applied at once: the next is judged and drafted while the one before is made durable.
+const APPLY_BATCHES_IN_FLIGHT: usize = 2;
 pub(crate) const CONSUMER: &str = "disputes-expiry";
 
 /// The body of an expiry or a reminder message.
@@ -233,79 +236,122 @@ async fn consume_once<S: EventStore + 'static>(
         )
         .await?;
     let mut messages = consumer.messages().await?;
-    let permits = Arc::new(Semaphore::new(APPLY_CONCURRENCY));
-    loop {
-        let message = tokio::select! {
+    let permits = Arc::new(Semaphore::new(APPLY_BATCHES_IN_FLIGHT));
+    let ended = loop {
+        let first = tokio::select! {
             message = messages.next() => message,
-            _ = shutdown.wait() => break,
+            _ = shutdown.wait() => break None,
         };
-        let Some(message) = message else {
-            anyhow::bail!("the expiry message stream ended")
-        };
-        let message = message?;
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore open");
-        let handler = handler.clone();
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let ack = apply(&handler, &metrics, &message.payload).await;
-            if let Err(e) = message.ack_with(ack).await {
-                tracing::warn!(error = %e, "could not ack an expiry message; it will be redelivered");
+        let mut batch = Vec::new();
+        let mut ended = match first {
+            Some(Ok(message)) => {
+                batch.push(message);
+                None
             }
-            drop(permit);
-        });
-    }
-    // Drain: wait for the expiries being applied.
-    let _ = permits.acquire_many(APPLY_CONCURRENCY as u32).await;
-    Ok(())
-}
-
-/// Applies one expiry message; the ack says whether JetStream should redeliver it.
-async fn apply<S: EventStore + 'static>(
-    handler: &Arc<CommandHandler<S>>,
-    metrics: &Metrics,
-    payload: &[u8],
-) -> AckKind {
-    let message: DeadlineMessage = match serde_json::from_slice(payload) {
-        Ok(message) => message,
-        Err(e) => {
-            tracing::error!(error = %e, "malformed expiry message; dropped");
-            return AckKind::Term;
+            Some(Err(e)) => Some(anyhow::Error::from(e)),
+            None => Some(anyhow::anyhow!("the expiry message stream ended")),
+        };
+        // What else has been delivered already joins the batch; nothing is waited for.
+        while ended.is_none() && batch.len() < APPLY_BATCH_MAX {
+            match messages.next().now_or_never() {
+                None => break,
+                Some(Some(Ok(message))) => batch.push(message),
+                Some(Some(Err(e))) => ended = Some(e.into()),
+                Some(None) => ended = Some(anyhow::anyhow!("the expiry message stream ended")),
+            }
+        }
+        if !batch.is_empty() {
+            let permit = permits
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("semaphore open");
+            let (handler, metrics) = (handler.clone(), metrics.clone());
+            tokio::spawn(async move {
+                apply_batch(&handler, &metrics, batch).await;
+                drop(permit);
+            });
+        }
+        if ended.is_some() {
+            break ended;
         }
     };
+    // Drain: wait for the expiries being applied.
+    let _ = permits.acquire_many(APPLY_BATCHES_IN_FLIGHT as u32).await;
+    ended.map_or(Ok(()), Err)
+}
+
+/// Applies a batch of expiry messages and acks each: JetStream redelivers those not applied.
+async fn apply_batch<S: EventStore + 'static>(
+    handler: &Arc<CommandHandler<S>>,
+    metrics: &Metrics,
+    batch: Vec<jetstream::Message>,
+) {
+    let mut acks = vec![AckKind::Ack; batch.len()];
+    let (mut expiries, mut applying) = (Vec::new(), Vec::new());
+    for (i, message) in batch.iter().enumerate() {
+        match serde_json::from_slice::<DeadlineMessage>(&message.payload) {
+            Ok(m) => {
+                expiries.push(Expiry {
+                    dispute_id: m.dispute_id,
+                    kind: m.deadline,
+                    due_at: m.due_at,
+                });
+                applying.push(i);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "malformed expiry message; dropped");
+                acks[i] = AckKind::Term;
+            }
+        }
+    }
     let handler = handler.clone();
-    let msg = message.clone();
-    let outcome = tokio::task::spawn_blocking(move || {
+    let judged = tokio::task::spawn_blocking(move || {
         // The service's clock (milliseconds), as for commands: every stored timestamp has that form.
-        handler.expire(
-            &msg.dispute_id,
-            msg.deadline,
-            msg.due_at,
-            crate::clock::now(),
-        )
+        let outcomes = handler.expire_many(&expiries, crate::clock::now());
+        (expiries, outcomes)
     })
     .await;
+    match judged {
+        Ok((expiries, outcomes)) => {
+            for ((i, expiry), outcome) in applying.into_iter().zip(&expiries).zip(outcomes) {
+                acks[i] = ack_for(metrics, expiry, outcome);
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "expiry task failed");
+            for i in applying {
+                acks[i] = AckKind::Nak(Some(Duration::from_secs(1)));
+            }
+        }
+    }
+    for (message, ack) in batch.iter().zip(acks) {
+        if let Err(e) = message.ack_with(ack).await {
+            tracing::warn!(error = %e, "could not ack an expiry message; it will be redelivered");
+        }
+    }
+}
+
+/// The ack an expiry's outcome gets (redelivered in a second unless applied or ignored).
+fn ack_for(
+    metrics: &Metrics,
+    expiry: &Expiry,
+    outcome: Result<ExpiryOutcome, Rejection>,
+) -> AckKind {
     match outcome {
-        Ok(Ok(ExpiryOutcome::Applied(events))) => {
-            let lag = (Utc::now() - message.due_at)
+        Ok(ExpiryOutcome::Applied(events)) => {
+            let lag = (Utc::now() - expiry.due_at)
                 .num_microseconds()
                 .unwrap_or(0)
                 .max(0);
             metrics.deadline_fire_lag.observe(lag as f64 / 1e6);
             metrics.events_appended.inc_by(events.len() as u64);
-            tracing::info!(dispute_id = %message.dispute_id, deadline = message.deadline.as_str(), "deadline expired");
+            tracing::info!(dispute_id = %expiry.dispute_id, deadline = expiry.kind.as_str(), "deadline expired");
             AckKind::Ack
         }
-        Ok(Ok(ExpiryOutcome::Ignored)) => AckKind::Ack,
-        Ok(Err(refusal)) => {
+        Ok(ExpiryOutcome::Ignored) => AckKind::Ack,
+        Err(refusal) => {
             tracing::warn!(%refusal, "expiry not applied now; will retry");
-            AckKind::Nak(Some(Duration::from_secs(1)))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "expiry task failed");
             AckKind::Nak(Some(Duration::from_secs(1)))
         }
     }

@@ -5,7 +5,7 @@ use std::sync::Barrier;
 use disputes_store::{AppendOutcome, EventStore, SledStore, StoreError};
 use serde_json::json;
 
-use crate::support::{appended, event, open, request};
+use crate::support::{appended, assert_log_intact, event, open, request};
 
 #[test]
 fn version_conflict_is_refused_and_appends_nothing() {
@@ -163,4 +163,48 @@ fn one_refusal_does_not_fail_the_requests_committed_with_it() {
     }
     assert_eq!(store.head(), threads as u64 + 1);
     crate::support::assert_log_intact(&store);
+}
+
+#[test]
+fn appends_submitted_together_are_judged_each_on_its_own_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    appended(store.append(request("d-2", 0, Some("c-0"), 1)));
+    let outcomes = store.append_many(vec![
+        request("d-1", 0, Some("c-1"), 2),
+        // The version the one before took: a conflict, not a failure of the others.
+        request("d-1", 0, Some("c-2"), 1),
+        request("d-1", 2, Some("c-3"), 1),
+        // A repeated command id: its first outcome.
+        request("d-2", 1, Some("c-0"), 1),
+        request("d-2", 1, None, 1),
+    ]);
+    let seqs = |outcome: &Result<AppendOutcome, StoreError>| -> Vec<u64> {
+        match outcome {
+            Ok(AppendOutcome::Appended(envelopes)) => envelopes.iter().map(|e| e.seq).collect(),
+            other => panic!("expected an append, got {other:?}"),
+        }
+    };
+    assert_eq!(outcomes.len(), 5);
+    assert_eq!(seqs(&outcomes[0]), vec![2, 3]);
+    assert_eq!(
+        outcomes[1],
+        Err(StoreError::VersionConflict {
+            expected: 0,
+            actual: 2
+        })
+    );
+    assert_eq!(seqs(&outcomes[2]), vec![4]);
+    assert!(
+        matches!(&outcomes[3], Ok(AppendOutcome::Duplicate(first)) if first.events.len() == 1 && first.events[0].seq == 1),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(seqs(&outcomes[4]), vec![5]);
+    assert_eq!(
+        store.command("c-2").unwrap(),
+        None,
+        "the conflict recorded nothing"
+    );
+    assert_log_intact(&store);
 }
