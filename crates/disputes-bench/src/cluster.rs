@@ -22,6 +22,7 @@ use crate::report::{cpu_split, report, Bound, CpuReading, Goal, Measured, Report
 use crate::BenchArgs;
 
 const RAW_STREAM: &str = "BENCH_RAW";
+const FOLLOWED_STREAM: &str = "BENCH_FOLLOWED";
 
 pub(crate) async fn cluster(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
     let (disputes, concurrency) = (
@@ -54,8 +55,14 @@ pub(crate) async fn cluster(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
     let single_elapsed = raw_single_messages(&client, &appends, concurrency).await?;
     tracing::info!("cluster: raw batches start");
     let before = CpuReading::now(&pids);
-    let raw_elapsed = raw_batches(&client, appends, concurrency).await?;
+    let raw_elapsed = raw_batches(&client, appends.clone(), concurrency, RAW_STREAM, false).await?;
     let raw_cpu = CpuReading::now(&pids).since(&before);
+    // The same again with a consumer reading every message back as it is stored: what feeding an
+    // instance's copy of the log costs the nodes (not part of the baseline).
+    let before = CpuReading::now(&pids);
+    let followed_elapsed =
+        raw_batches(&client, appends, concurrency, FOLLOWED_STREAM, true).await?;
+    let followed_cpu = CpuReading::now(&pids).since(&before);
     // The raw side's rate in commands: the same appends (one per command) in its own time.
     let raw_ops_per_sec = batches as f64 / raw_elapsed.as_secs_f64();
     let ops = (disputes * 5) as u64;
@@ -70,10 +77,12 @@ pub(crate) async fn cluster(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
             json!({"appends": batches, "service_batches": service_batches,
             "appends_per_batch": batches as f64 / service_batches.max(1) as f64,
             "raw_secs": raw_elapsed.as_secs_f64(),
+            "raw_followed_ops_per_sec": batches as f64 / followed_elapsed.as_secs_f64(),
             "raw_one_message_per_append_ops_per_sec": batches as f64 / single_elapsed.as_secs_f64(),
             "cpu": {
                 "service": cpu_split(&service_cpu, ops),
                 "raw_batches": cpu_split(&raw_cpu, batches as u64),
+                "raw_batches_followed": cpu_split(&followed_cpu, batches as u64),
             }}),
         ),
     });
@@ -166,26 +175,58 @@ async fn raw_single_messages(
     .await
 }
 
-/// Publishes each append as one atomic batch to a fresh three-replica stream, `concurrency`
-/// publishers taking appends in turn; the time it took.
+/// Publishes each append as one atomic batch to a fresh three-replica stream `name` (the appends'
+/// `bench.raw.` subjects moved under `bench.<name>.`), `concurrency` publishers taking appends in
+/// turn; with `follow`, an ordered consumer reads every message back as it is stored, as an
+/// instance's follower does. The time until every batch was acknowledged (and, following, read).
 async fn raw_batches(
     client: &async_nats::Client,
     appends: Vec<Vec<(String, Bytes)>>,
     concurrency: usize,
+    name: &str,
+    follow: bool,
 ) -> anyhow::Result<Duration> {
-    create_stream(
-        &jetstream::new(client.clone()),
-        RAW_STREAM,
-        "bench.raw.>",
-        true,
-    )
-    .await?;
+    let js = jetstream::new(client.clone());
+    let prefix = format!("bench.{}", name.trim_start_matches("BENCH_").to_lowercase());
+    create_stream(&js, name, &format!("{prefix}.>"), true).await?;
+    let total: usize = appends.iter().map(Vec::len).sum();
+    let appends: Vec<Vec<(String, Bytes)>> = appends
+        .into_iter()
+        .map(|append| {
+            let moved = |(subject, payload): (String, Bytes)| {
+                (subject.replacen("bench.raw", &prefix, 1), payload)
+            };
+            append.into_iter().map(moved).collect()
+        })
+        .collect();
+    let reader = if follow {
+        let stream = js.get_stream(name).await?;
+        let consumer = stream
+            .create_consumer(consumer::pull::OrderedConfig::default())
+            .await?;
+        let mut messages = consumer.messages().await?;
+        Some(tokio::spawn(async move {
+            for _ in 0..total {
+                tokio::time::timeout(Duration::from_secs(30), messages.next())
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("the followed stream ended early"))??;
+            }
+            anyhow::Ok(())
+        }))
+    } else {
+        None
+    };
     let client = client.clone();
+    let started = Instant::now();
     in_parallel(appends, concurrency, move |append| {
         let client = client.clone();
         async move { publish_batch(&client, append).await }
     })
-    .await
+    .await?;
+    if let Some(reader) = reader {
+        reader.await??;
+    }
+    Ok(started.elapsed())
 }
 
 /// A three-replica file stream `name` on `subjects`, retried while the cluster elects its leader.
