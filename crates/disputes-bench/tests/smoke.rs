@@ -58,7 +58,12 @@ fn every_workload_reports_its_goals() {
     }
     assert!(cluster["extra"]["cpu"]["raw_batches"]["nats_us_per_op"].is_f64());
     assert!(cluster["extra"]["cpu"]["raw_batches_followed"]["nats_us_per_op"].is_f64());
-    assert!(cluster["extra"]["raw_followed_ops_per_sec"].as_f64().unwrap_or(0.0) > 0.0);
+    assert!(
+        cluster["extra"]["raw_followed_ops_per_sec"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 0.0
+    );
     assert!(nats["extra"]["cpu"]["raw_requests"]["nats_us_per_op"].is_f64());
     let queries = bench(&[&["queries"], &small[..]].concat());
     assert_eq!(goals(&queries), ["queries / echo"]);
