@@ -319,16 +319,12 @@ impl<S: EventStore> CommandHandler<S> {
         }
         let written = self.store.append_many(appends);
         for ((i, after), result) in appending.into_iter().zip(written) {
-            let dispute_id = &expiries[i].dispute_id;
-            match result {
-                Ok(AppendOutcome::Appended(envelopes)) => {
-                    self.cache.put(dispute_id, after);
-                    outcomes[i] = Some(Ok(ExpiryOutcome::Applied(envelopes)));
-                }
-                Ok(AppendOutcome::Duplicate(_)) => unreachable!("an expiry has no command id"),
-                Err(StoreError::VersionConflict { .. }) => self.cache.evict(dispute_id),
-                Err(error) => outcomes[i] = Some(Err(error.into())),
-            }
+            outcomes[i] = match self.settle(&expiries[i].dispute_id, after, result) {
+                Settled::Appended(envelopes) => Some(Ok(ExpiryOutcome::Applied(envelopes))),
+                Settled::Duplicate(_) => unreachable!("an expiry has no command id"),
+                Settled::Again => None, // judged again on its own, below
+                Settled::Failed(error) => Some(Err(error.into())),
+            };
         }
         outcomes
             .into_iter()
@@ -348,34 +344,24 @@ impl<S: EventStore> CommandHandler<S> {
         now: DateTime<Utc>,
     ) -> Result<Written, Rejection> {
         for _ in 0..APPEND_ATTEMPTS_MAX {
-            let (append, after, status) =
-                match self.prepare(dispute_id, request, record.as_ref(), now)? {
-                    Prepared::Nothing => return Ok(Written::Nothing),
-                    Prepared::Again => continue,
-                    Prepared::Append(decided) => {
-                        let Decided {
-                            append,
-                            after,
-                            status,
-                        } = *decided;
-                        (append, after, status)
-                    }
-                };
-            match self.store.append(append) {
-                Ok(AppendOutcome::Appended(envelopes)) => {
-                    self.cache.put(dispute_id, after);
+            let decided = match self.prepare(dispute_id, request, record.as_ref(), now)? {
+                Prepared::Nothing => return Ok(Written::Nothing),
+                Prepared::Again => continue,
+                Prepared::Append(decided) => *decided,
+            };
+            let written = self.store.append(decided.append);
+            match self.settle(dispute_id, decided.after, written) {
+                Settled::Appended(envelopes) => {
+                    let status = decided.status;
                     return Ok(Written::Appended { envelopes, status });
                 }
-                Ok(AppendOutcome::Duplicate(outcome)) => return Ok(Written::Duplicate(outcome)),
-                Err(StoreError::VersionConflict { .. }) => {
-                    self.cache.evict(dispute_id);
-                    continue;
-                }
-                Err(StoreError::OrderTaken {
+                Settled::Duplicate(outcome) => return Ok(Written::Duplicate(outcome)),
+                Settled::Again => continue,
+                Settled::Failed(StoreError::OrderTaken {
                     order_id,
                     dispute_id,
                 }) => return Err(order_taken(&order_id, &dispute_id).into()),
-                Err(error) => return Err(error.into()),
+                Settled::Failed(error) => return Err(error.into()),
             }
         }
         Err(Refusal::new(
@@ -383,6 +369,28 @@ impl<S: EventStore> CommandHandler<S> {
             "too many concurrent writers on this dispute; retry",
         )
         .into())
+    }
+
+    /// What an append's result leaves in the cache: the state after it once appended; nothing once
+    /// another writer moved the dispute on (the caller judges again against the store's state).
+    fn settle(
+        &self,
+        dispute_id: &str,
+        after: State,
+        result: Result<AppendOutcome, StoreError>,
+    ) -> Settled {
+        match result {
+            Ok(AppendOutcome::Appended(envelopes)) => {
+                self.cache.put(dispute_id, after);
+                Settled::Appended(envelopes)
+            }
+            Ok(AppendOutcome::Duplicate(outcome)) => Settled::Duplicate(outcome),
+            Err(StoreError::VersionConflict { .. }) => {
+                self.cache.evict(dispute_id);
+                Settled::Again
+            }
+            Err(error) => Settled::Failed(error),
+        }
     }
 
     /// One pass of [`Self::write`] up to the append: the decision against the dispute's state
@@ -570,6 +578,15 @@ struct Decided {
     append: AppendRequest,
     after: State,
     status: String,
+}
+
+/// What [`CommandHandler::settle`] made of an append's result.
+enum Settled {
+    Appended(Vec<Envelope>),
+    Duplicate(CommandOutcome),
+    /// A lost race (the cached state is evicted): judge again.
+    Again,
+    Failed(StoreError),
 }
 
 /// One deadline's expiry, for [`CommandHandler::expire_many`].
