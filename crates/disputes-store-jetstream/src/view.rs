@@ -4,9 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use disputes_store::{
-    CommandOutcome, CommandPlace, CommandRecord, Envelope, EventStore, SledStore, StoreError,
-};
+use disputes_store::{CommandOutcome, CommandPlace, Envelope, EventStore, SledStore, StoreError};
 
 use crate::sequencer::Sealed;
 
@@ -40,15 +38,7 @@ impl LogView {
         command_id: &str,
     ) -> Result<Option<CommandPlace>, StoreError> {
         if let Some(outcome) = self.committed().command(command_id) {
-            return Ok(Some(CommandPlace {
-                first_seq: outcome.events.first().map_or(0, |e| e.seq),
-                count: outcome.events.len() as u64,
-                record: CommandRecord {
-                    command_id: command_id.to_owned(),
-                    fingerprint: outcome.fingerprint,
-                    meta: outcome.meta,
-                },
-            }));
+            return Ok(Some(CommandPlace::of(command_id, outcome)));
         }
         self.replica.command_record(command_id)
     }

@@ -28,6 +28,21 @@ pub struct CommandPlace {
     pub count: u64,
 }
 
+impl CommandPlace {
+    /// The place of `command_id`'s events in its outcome.
+    pub fn of(command_id: &str, outcome: CommandOutcome) -> CommandPlace {
+        CommandPlace {
+            first_seq: outcome.events.first().map_or(0, |e| e.seq),
+            count: outcome.events.len() as u64,
+            record: CommandRecord {
+                command_id: command_id.to_owned(),
+                fingerprint: outcome.fingerprint,
+                meta: outcome.meta,
+            },
+        }
+    }
+}
+
 /// The first outcome of a command id: its record and the events it appended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommandOutcome {
@@ -181,15 +196,9 @@ pub trait EventStore: Send + Sync {
     /// A command id's record and where its events are, once durable (the publisher's lookup, once
     /// per command: a store that can should answer it without reading the events).
     fn command_record(&self, command_id: &str) -> Result<Option<CommandPlace>, StoreError> {
-        Ok(self.command(command_id)?.map(|outcome| CommandPlace {
-            first_seq: outcome.events.first().map_or(0, |e| e.seq),
-            count: outcome.events.len() as u64,
-            record: CommandRecord {
-                command_id: command_id.to_owned(),
-                fingerprint: outcome.fingerprint,
-                meta: outcome.meta,
-            },
-        }))
+        Ok(self
+            .command(command_id)?
+            .map(|outcome| CommandPlace::of(command_id, outcome)))
     }
     /// The dispute that reserved `order_id` (see [`AppendRequest::reserve_order`]), once durable.
     fn order_holder(&self, order_id: &str) -> Result<Option<String>, StoreError>;
