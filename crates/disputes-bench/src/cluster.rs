@@ -18,7 +18,7 @@ use futures::StreamExt as _;
 use serde_json::json;
 
 use crate::nats::{drive_client, start_service_with};
-use crate::report::{cpu_split, report, Bound, CpuReading, Goal, Measured, Report};
+use crate::report::{cpu_of, cpu_split, report, Bound, Goal, Measured, Report};
 use crate::BenchArgs;
 
 const RAW_STREAM: &str = "BENCH_RAW";
@@ -43,9 +43,12 @@ pub(crate) async fn cluster(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
         .chain(nodes.iter().filter_map(NatsServer::pid))
         .collect();
     tracing::info!(?pids, "cluster: the service's lifecycles start");
-    let before = CpuReading::now(&pids);
-    let (elapsed, latencies) = drive_client(&client, "cluster", disputes, concurrency).await?;
-    let service_cpu = CpuReading::now(&pids).since(&before);
+    let (driven, service_cpu) = cpu_of(
+        &pids,
+        drive_client(&client, "cluster", disputes, concurrency),
+    )
+    .await;
+    let (elapsed, latencies) = driven?;
     tracing::info!("cluster: the service's lifecycles done");
     trigger.trip();
     task.await??;
@@ -54,15 +57,14 @@ pub(crate) async fn cluster(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
     // The other shape the issue names: one message per append carrying its events, in one publish.
     let single_elapsed = raw_single_messages(&client, &appends, concurrency).await?;
     tracing::info!("cluster: raw batches start");
-    let before = CpuReading::now(&pids);
-    let raw_elapsed = raw_batches(&client, appends.clone(), concurrency, RAW_STREAM, false).await?;
-    let raw_cpu = CpuReading::now(&pids).since(&before);
+    let raw = raw_batches(&client, appends.clone(), concurrency, RAW_STREAM, false);
+    let (raw_elapsed, raw_cpu) = cpu_of(&pids, raw).await;
+    let raw_elapsed = raw_elapsed?;
     // The same again with a consumer reading every message back as it is stored: what feeding an
     // instance's copy of the log costs the nodes (not part of the baseline).
-    let before = CpuReading::now(&pids);
-    let followed_elapsed =
-        raw_batches(&client, appends, concurrency, FOLLOWED_STREAM, true).await?;
-    let followed_cpu = CpuReading::now(&pids).since(&before);
+    let followed = raw_batches(&client, appends, concurrency, FOLLOWED_STREAM, true);
+    let (followed_elapsed, followed_cpu) = cpu_of(&pids, followed).await;
+    let followed_elapsed = followed_elapsed?;
     // The raw side's rate in commands: the same appends (one per command) in its own time.
     let raw_ops_per_sec = batches as f64 / raw_elapsed.as_secs_f64();
     let ops = (disputes * 5) as u64;

@@ -18,9 +18,7 @@ use disputes_testkit::NatsServer;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use crate::report::{
-    cpu_split, percentile, report, rss_mb, Bound, CpuReading, Goal, Measured, Report,
-};
+use crate::report::{cpu_of, cpu_split, percentile, report, rss_mb, Bound, Goal, Measured, Report};
 use crate::BenchArgs;
 
 /// `--nats-url`, or a server of our own (kept alive by the returned guard), configured as
@@ -247,12 +245,11 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
     );
     // The goal's baseline: the same lifecycle in process, durable, without NATS, in this run.
     let inproc_dir = dir.join("inproc");
-    let before = CpuReading::now(&[0]);
     let inproc = tokio::task::spawn_blocking(move || {
         crate::inproc::inproc(&inproc_dir, disputes, concurrency)
-    })
-    .await??;
-    let inproc_cpu = CpuReading::now(&[0]).since(&before);
+    });
+    let (inproc, inproc_cpu) = cpu_of(&[0], inproc).await;
+    let inproc = inproc??;
     let (server, url) = nats_for(args);
     // This process, and the NATS server when it is ours.
     let pids: Vec<u32> = std::iter::once(0)
@@ -264,22 +261,21 @@ pub(crate) async fn nats(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report>
     let baseline = echo_baseline(&client, disputes, concurrency).await?;
 
     // The same commands as raw requests (body bytes out, `ok` checked): what the client costs.
-    let before = CpuReading::now(&pids);
-    let (raw_elapsed, _) = drive(
+    let raw_requests = drive(
         &client,
         "raw",
         disputes,
         concurrency,
         |ty| format!("disputes.cmd.{ty}"),
         true,
-    )
-    .await?;
+    );
+    let (driven, raw_cpu) = cpu_of(&pids, raw_requests).await;
+    let (raw_elapsed, _) = driven?;
     let raw = (disputes * 5) as f64 / raw_elapsed.as_secs_f64();
-    let raw_cpu = CpuReading::now(&pids).since(&before);
     tracing::info!(?pids, "nats: the service's lifecycles start");
-    let before = CpuReading::now(&pids);
-    let (elapsed, latencies) = drive_client(&client, "nats", disputes, concurrency).await?;
-    let service_cpu = CpuReading::now(&pids).since(&before);
+    let (driven, service_cpu) =
+        cpu_of(&pids, drive_client(&client, "nats", disputes, concurrency)).await;
+    let (elapsed, latencies) = driven?;
     trigger.trip();
     task.await??;
     let ops = (disputes * 5) as u64;

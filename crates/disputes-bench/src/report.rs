@@ -102,7 +102,7 @@ pub(crate) fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
 /// CPU time (user + system) of the processes `pids` (0: this one) and of the whole machine, read
 /// from /proc: two readings give what a phase of a benchmark cost and how busy the cores were.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct CpuReading {
+struct CpuReading {
     /// Seconds each process spent on the CPU, in the order asked.
     processes: [f64; 4],
     /// The machine's busy and total seconds, summed over its cores.
@@ -121,7 +121,7 @@ pub(crate) struct CpuSpent {
 
 impl CpuReading {
     /// At most four processes; a process that is gone reads as 0.
-    pub(crate) fn now(pids: &[u32]) -> Self {
+    fn now(pids: &[u32]) -> Self {
         assert!(pids.len() <= 4, "at most four processes");
         let mut processes = [0.0; 4];
         for (slot, pid) in processes.iter_mut().zip(pids) {
@@ -135,7 +135,7 @@ impl CpuReading {
         }
     }
 
-    pub(crate) fn since(&self, earlier: &CpuReading) -> CpuSpent {
+    fn since(&self, earlier: &CpuReading) -> CpuSpent {
         let mut processes = [0.0; 4];
         for (i, slot) in processes.iter_mut().enumerate() {
             *slot = self.processes[i] - earlier.processes[i];
@@ -150,6 +150,16 @@ impl CpuReading {
             },
         }
     }
+}
+
+/// Runs `work`, and what it and the processes `pids` (0: this one) spent on the CPU meanwhile.
+pub(crate) async fn cpu_of<T>(
+    pids: &[u32],
+    work: impl std::future::Future<Output = T>,
+) -> (T, CpuSpent) {
+    let before = CpuReading::now(pids);
+    let done = work.await;
+    (done, CpuReading::now(pids).since(&before))
 }
 
 /// Where a phase's CPU went, per operation in microseconds: this process (the service and the
