@@ -150,13 +150,7 @@ impl JetStreamStore {
             retries: read(&c.retries),
         }
     }
-}
 
-fn closed() -> StoreError {
-    StoreError::Unavailable("the store is shut down".into())
-}
-
-impl JetStreamStore {
     /// Drafts `req`'s events and hands the append to the sequencer; its answer arrives on the
     /// returned receiver.
     fn queue_append(
@@ -177,21 +171,25 @@ impl JetStreamStore {
                 drafted,
                 reply,
             })
-            .map_err(|_| closed())?;
+            .map_err(|_| StoreError::shut_down())?;
         Ok(answer)
     }
 }
 
 impl EventStore for JetStreamStore {
     fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        self.queue_append(req)?.recv().map_err(|_| closed())?
+        self.queue_append(req)?
+            .recv()
+            .map_err(|_| StoreError::shut_down())?
     }
 
     fn append_many(&self, reqs: Vec<AppendRequest>) -> Vec<Result<AppendOutcome, StoreError>> {
         let queued: Vec<_> = reqs.into_iter().map(|req| self.queue_append(req)).collect();
         queued
             .into_iter()
-            .map(|answer| answer.and_then(|answer| answer.recv().map_err(|_| closed())?))
+            .map(|answer| {
+                answer.and_then(|answer| answer.recv().map_err(|_| StoreError::shut_down())?)
+            })
             .collect()
     }
 

@@ -36,6 +36,11 @@ impl StoreError {
     pub fn invalid(reason: impl Into<String>) -> StoreError {
         StoreError::Invalid(reason.into())
     }
+
+    /// An append or import after the store's writer stopped (the store is being dropped).
+    pub fn shut_down() -> StoreError {
+        StoreError::Unavailable("the store is shut down".into())
+    }
 }
 
 impl From<sled::Error> for StoreError {

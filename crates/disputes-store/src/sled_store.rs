@@ -124,7 +124,7 @@ impl SledStore {
             answers.push(self.submit(Work::Import(append))?);
         }
         for answer in answers {
-            match answer.recv().map_err(|_| closed())?? {
+            match answer.recv().map_err(|_| StoreError::shut_down())?? {
                 Written::Appended(_) => {}
                 Written::Duplicate(_) => unreachable!("an import is never a duplicate"),
             }
@@ -160,11 +160,15 @@ impl SledStore {
 
     /// Queues `work` for the writer; its answer arrives on the returned receiver.
     fn submit(&self, work: Work) -> Result<mpsc::Receiver<writer::Reply>, StoreError> {
-        let sender = self.inner.sender.as_ref().ok_or_else(closed)?;
+        let sender = self
+            .inner
+            .sender
+            .as_ref()
+            .ok_or_else(StoreError::shut_down)?;
         let (reply, answer) = mpsc::sync_channel(1);
         sender
             .send(Job { req: work, reply })
-            .map_err(|_| closed())?;
+            .map_err(|_| StoreError::shut_down())?;
         Ok(answer)
     }
 
@@ -281,10 +285,6 @@ fn envelopes(
         .collect()
 }
 
-fn closed() -> StoreError {
-    StoreError::Unavailable("the store is shut down".into())
-}
-
 /// An append in the writer's queue: what its answer becomes once the writer has it.
 struct QueuedAppend {
     answer: mpsc::Receiver<writer::Reply>,
@@ -295,7 +295,7 @@ struct QueuedAppend {
 
 impl QueuedAppend {
     fn wait(self) -> Result<AppendOutcome, StoreError> {
-        match self.answer.recv().map_err(|_| closed())?? {
+        match self.answer.recv().map_err(|_| StoreError::shut_down())?? {
             Written::Duplicate(outcome) => Ok(AppendOutcome::Duplicate(outcome)),
             Written::Appended(seals) => Ok(AppendOutcome::Appended(envelopes(
                 &self.dispute_id,
