@@ -361,3 +361,59 @@ async fn a_deadline_that_passes_while_the_service_is_down_fires_once_on_restart(
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_expiry_message_is_dropped_not_redelivered_and_holds_up_no_other_expiry() {
+    let nats = NatsServer::start();
+    let mut service = Service::start(&nats.url(), POLICY);
+    let client = Client::connect(&nats.url()).await;
+    service.wait_ready(&client).await;
+    let js = async_nats::jetstream::new(client.nats().clone());
+    // Not the scheduler's body: dropped, not retried.
+    js.publish(
+        "disputes.deadline.expired.d-garbage",
+        "not an expiry".into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let disputes: Vec<Dispute> = (0..3).map(|_| Dispute::new(&client)).collect();
+    for d in &disputes {
+        d.open("not_received", 1000, json!({"solution": "full_refund"}))
+            .await;
+    }
+    for d in &disputes {
+        expired_once(&wait_for(d, "DisputeResolved").await, "seller_response");
+    }
+    let mut consumer: async_nats::jetstream::consumer::PullConsumer = js
+        .get_stream("DISPUTE_DEADLINES")
+        .await
+        .unwrap()
+        .get_consumer("disputes-expiry")
+        .await
+        .unwrap();
+    // The malformed message and the three expiries are settled; none came back.
+    let mut info = consumer.info().await.unwrap().clone();
+    for _ in 0..50 {
+        if info.ack_floor.consumer_sequence >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        info = consumer.info().await.unwrap().clone();
+    }
+    // Four deliveries in all (a redelivery would be a fifth), every one acknowledged or dropped.
+    assert_eq!(
+        (
+            info.delivered.consumer_sequence,
+            info.ack_floor.consumer_sequence
+        ),
+        (4, 4),
+        "{info:?}"
+    );
+    assert_eq!(
+        (info.num_ack_pending, info.num_redelivered),
+        (0, 0),
+        "{info:?}"
+    );
+}
