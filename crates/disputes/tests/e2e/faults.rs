@@ -495,6 +495,14 @@ async fn damaged_read_models_are_dropped_and_rebuilt_from_the_log_at_start_and_b
         "{}",
         service.log()
     );
+    // Opened again after the catch-up (which gives back what sled grew): still answering above.
+    assert!(
+        service
+            .log()
+            .contains("read models opened again after the catch-up"),
+        "{}",
+        service.log()
+    );
 
     service.terminate(Duration::from_secs(20)).expect("stops");
     damage_read_models(service.data_dir());
