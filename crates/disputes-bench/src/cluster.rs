@@ -258,7 +258,7 @@ async fn create_stream(
 }
 
 /// `items` through `publish`, `concurrency` tasks taking them in turn; the time it took.
-async fn in_parallel<T, F, Fut>(
+pub(crate) async fn in_parallel<T, F, Fut>(
     items: Vec<T>,
     concurrency: usize,
     publish: F,
