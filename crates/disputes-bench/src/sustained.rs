@@ -11,11 +11,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use disputes_testkit::workload::lifecycle;
+use disputes_testkit::NatsServer;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::nats::{drive, echo_responder, fan_out, nats_for, start_service};
-use crate::report::{percentile, report, Bound, Goal, Measured, Report};
+use crate::report::{
+    cpu_of, cpu_split, percentile, report, Bound, CpuSpent, Goal, Measured, Report,
+};
 use crate::BenchArgs;
 
 /// When each command's last event was acknowledged, by that event's seq.
@@ -174,7 +177,11 @@ fn lag_report(samples: &[Sample], elapsed: Duration, latencies: &[u64]) -> Repor
 pub(crate) async fn queries(dir: &Path, args: &BenchArgs) -> anyhow::Result<Report> {
     let disputes = args.disputes.unwrap_or(2_000);
     let concurrency = args.concurrency.unwrap_or(16);
-    let (_server, url) = nats_for(args);
+    let (server, url) = nats_for(args);
+    // This process, and the NATS server when it is ours.
+    let nats_pids: Vec<u32> = std::iter::once(0)
+        .chain(server.as_ref().and_then(NatsServer::pid))
+        .collect();
     let (trigger, task, client) =
         start_service(&url, &dir.join("data"), Default::default(), "").await?;
     // Disputes to read: a first run of the lifecycle.
@@ -194,32 +201,28 @@ pub(crate) async fn queries(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
     // Baseline: an echo responder answering with a reply of the size of a `get`.
     let (_, get) = query(0);
     let sample = client.request("disputes.query.get", get.into()).await?;
-    let baseline = echo_rate(&client, sample.payload.len(), requests, concurrency, {
-        let query = query.clone();
-        move |n| query(n).1
-    })
-    .await?;
+    let (baseline, echo_cpu) = cpu_of(
+        &nats_pids,
+        echo_rate(&client, sample.payload.len(), requests, concurrency, {
+            let query = query.clone();
+            move |n| query(n).1
+        }),
+    )
+    .await;
+    let baseline = baseline?;
+    // Not a goal: the same queries with no commands beside them, to tell what a query costs from
+    // what the commands take of the machine.
+    let ((alone_elapsed, _), alone_cpu) =
+        ask_queries(&client, requests, concurrency, query.clone(), &nats_pids).await?;
     // Commands run beside the queries for the whole measurement.
     let writers = {
         let client = client.clone();
-        tokio::spawn(async move {
-            drive(
-                &client,
-                "beside",
-                disputes,
-                4,
-                |ty| format!("disputes.cmd.{ty}"),
-                true,
-            )
-            .await
-        })
+        let commands = |ty: &str| format!("disputes.cmd.{ty}");
+        tokio::spawn(async move { drive(&client, "beside", disputes, 4, commands, true).await })
     };
-    let (elapsed, latencies) = ask(&client, requests, concurrency, move |n| {
-        let (name, body) = query(n);
-        (format!("disputes.query.{name}"), body)
-    })
-    .await?;
+    let asked = ask_queries(&client, requests, concurrency, query, &nats_pids).await;
     writers.abort();
+    let ((elapsed, latencies), beside_cpu) = asked?;
     trigger.trip();
     task.await??;
     let mut report = report(Measured {
@@ -229,7 +232,14 @@ pub(crate) async fn queries(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
         sorted_latencies: &latencies,
         baseline: "echo responder on the same NATS, replies of the same size",
         baseline_ops_per_sec: Some(baseline),
-        extra: None,
+        extra: Some(json!({
+            "alone_ops_per_sec": requests as f64 / alone_elapsed.as_secs_f64(),
+            "cpu": {
+                "echo": cpu_split(&echo_cpu, requests as u64),
+                "alone": cpu_split(&alone_cpu, requests as u64),
+                "beside_commands": cpu_split(&beside_cpu, requests as u64),
+            },
+        })),
     });
     report.goals.push(Goal::new(
         "queries / echo",
@@ -238,6 +248,22 @@ pub(crate) async fn queries(dir: &Path, args: &BenchArgs) -> anyhow::Result<Repo
         0.5,
     ));
     Ok(report)
+}
+
+/// [`ask`] the query mix, and the CPU it took this process and the NATS server (`pids`).
+async fn ask_queries(
+    client: &async_nats::Client,
+    requests: usize,
+    concurrency: usize,
+    query: impl Fn(usize) -> (&'static str, Vec<u8>) + Send + Sync + Clone + 'static,
+    pids: &[u32],
+) -> anyhow::Result<((Duration, Vec<u64>), CpuSpent)> {
+    let asked = ask(client, requests, concurrency, move |n| {
+        let (name, body) = query(n);
+        (format!("disputes.query.{name}"), body)
+    });
+    let (asked, cpu) = cpu_of(pids, asked).await;
+    Ok((asked?, cpu))
 }
 
 /// Until the read models hold `disputes` disputes (the seeding's last events may still be on
