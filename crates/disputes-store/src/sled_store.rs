@@ -89,6 +89,7 @@ impl SledStore {
     /// and only then starts serving. A broken tail is refused as [`StoreError::Corrupt`].
     pub fn open(path: &Path, options: StoreOptions) -> Result<SledStore, StoreError> {
         options.check()?;
+        crate::sled_open::create_atomically(path)?;
         let config = sled::Config::new()
             .path(path)
             .cache_capacity(options.cache_bytes);
