@@ -572,13 +572,13 @@ async fn refusals_carry_nats_service_error_headers_and_count_in_srv_stats() {
         let body: Value = serde_json::from_slice(&reply.payload).expect("JSON body");
         assert_eq!(body["error"]["code"], "forbidden", "{body}");
     }
+    // `min_seq`: the read models may not hold the open yet (they follow the log).
+    let get = json!({"dispute_id": d.id, "min_seq": reply["seq"]});
     let accepted = client
         .nats()
         .request(
             "disputes.query.get",
-            serde_json::to_vec(&json!({"dispute_id": d.id}))
-                .unwrap()
-                .into(),
+            serde_json::to_vec(&get).unwrap().into(),
         )
         .await
         .expect("get");
