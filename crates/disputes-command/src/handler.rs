@@ -141,7 +141,8 @@ impl<S: EventStore> CommandHandler<S> {
     }
 
     /// [`CommandHandler::handle`] for a command that came with a [`Trace`]: recorded with the
-    /// command, so the events it appends are published with it.
+    /// command, so the events it appends are published with it. Blocks this thread until the
+    /// append is durable.
     pub fn handle_traced(
         &self,
         command_type: &str,
@@ -149,13 +150,26 @@ impl<S: EventStore> CommandHandler<S> {
         trace: &Trace,
         now: DateTime<Utc>,
     ) -> Reply {
-        match self.try_handle(command_type, body, trace, now) {
+        futures::executor::block_on(self.handle_traced_async(command_type, body, trace, now))
+    }
+
+    /// [`CommandHandler::handle_traced`] for async code: the decision is made on the caller's
+    /// thread (a store read when the dispute's state is not cached), the append is queued
+    /// ([`EventStore::append_queued`]), and no thread waits for it to become durable.
+    pub async fn handle_traced_async(
+        &self,
+        command_type: &str,
+        body: &[u8],
+        trace: &Trace,
+        now: DateTime<Utc>,
+    ) -> Reply {
+        match self.try_handle(command_type, body, trace, now).await {
             Ok(reply) => reply,
             Err(rejection) => Reply::Refused(rejection),
         }
     }
 
-    fn try_handle(
+    async fn try_handle(
         &self,
         command_type: &str,
         body: &[u8],
@@ -167,7 +181,8 @@ impl<S: EventStore> CommandHandler<S> {
         // The token is not part of the command: a retry with a fresh token is the same command.
         let token = tokens::take_token(&mut body);
         let fingerprint = fingerprint_of(command_type, &body);
-        match self.judge(command_type, body, token, fingerprint.as_ref(), trace, now) {
+        let judged = self.judge(command_type, body, token, fingerprint.as_ref(), trace, now);
+        match judged.await {
             Ok(reply) => Ok(reply),
             // Rule 1 of "which refusal wins": a repeated command id is answered from its first
             // reply, whatever else is wrong with it now (a stale `expected_version`, a state that
@@ -182,7 +197,7 @@ impl<S: EventStore> CommandHandler<S> {
     }
 
     /// Parse, check the actor, decide and append.
-    fn judge(
+    async fn judge(
         &self,
         command_type: domain::CommandType,
         body: Value,
@@ -208,6 +223,7 @@ impl<S: EventStore> CommandHandler<S> {
             Some(record),
             now,
         )
+        .await
     }
 
     /// With actor tokens required, the token must name this command's actor and dispute. Judged
@@ -252,7 +268,7 @@ impl<S: EventStore> CommandHandler<S> {
         }
     }
 
-    fn decide_and_append(
+    async fn decide_and_append(
         &self,
         dispute_id: &str,
         request: &Request,
@@ -260,7 +276,7 @@ impl<S: EventStore> CommandHandler<S> {
         now: DateTime<Utc>,
     ) -> Result<Reply, Rejection> {
         let fingerprint = record.as_ref().map(|r| r.fingerprint.clone());
-        match self.write(dispute_id, request, record, now)? {
+        match self.write(dispute_id, request, record, now).await? {
             Written::Appended { envelopes, status } => Ok(Reply::Accepted(Accepted {
                 dispute_id: dispute_id.to_owned(),
                 version: envelopes.last().map_or(0, |e| e.version),
@@ -289,7 +305,8 @@ impl<S: EventStore> CommandHandler<S> {
         now: DateTime<Utc>,
     ) -> Result<ExpiryOutcome, Rejection> {
         let request = Request::expiry(kind, due_at);
-        expiry_outcome(self.write(dispute_id, &request, None, now))
+        let written = self.write(dispute_id, &request, None, now);
+        expiry_outcome(futures::executor::block_on(written))
     }
 
     /// Applies many expiries, each exactly as [`Self::expire`] would, but the appends of those that
@@ -336,7 +353,7 @@ impl<S: EventStore> CommandHandler<S> {
     }
 
     /// Read, decide, append; on a lost optimistic race, again (the state moved, so the decision may too).
-    fn write(
+    async fn write(
         &self,
         dispute_id: &str,
         request: &Request,
@@ -349,7 +366,7 @@ impl<S: EventStore> CommandHandler<S> {
                 Prepared::Again => continue,
                 Prepared::Append(decided) => *decided,
             };
-            let written = self.store.append(decided.append);
+            let written = self.store.append_queued(decided.append).await;
             match self.settle(dispute_id, decided.after, written) {
                 Settled::Appended(envelopes) => {
                     let status = decided.status;

@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +36,7 @@ pub(crate) type Reply = Result<AppendOutcome, StoreError>;
 pub(crate) struct Request {
     pub req: AppendRequest,
     pub drafted: Vec<(String, Draft)>,
-    pub reply: SyncSender<Reply>,
+    pub reply: tokio::sync::oneshot::Sender<Reply>,
 }
 
 impl Request {

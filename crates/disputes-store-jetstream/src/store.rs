@@ -1,13 +1,12 @@
 //! [`JetStreamStore`]: the `EventStore` contract on the log stream.
 
 use std::path::Path;
-use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 
 use async_nats::jetstream;
 use disputes_store::{
     draft_events, AppendOutcome, AppendRequest, CommandOutcome, CommandPlace, Durability, Envelope,
-    EventStore, SledStore, StoreError, StoreOptions, VerifyReport,
+    EventStore, PendingAppend, SledStore, StoreError, StoreOptions, VerifyReport,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -151,46 +150,69 @@ impl JetStreamStore {
         }
     }
 
-    /// Drafts `req`'s events and hands the append to the sequencer; its answer arrives on the
-    /// returned receiver.
-    fn queue_append(
-        &self,
-        req: AppendRequest,
-    ) -> Result<Receiver<Result<AppendOutcome, StoreError>>, StoreError> {
+    /// Drafts `req`'s events and hands the append to the sequencer (blocking while its queue is
+    /// full); its answer arrives on the returned receiver.
+    fn queue_append(&self, req: AppendRequest) -> Result<Answer, StoreError> {
+        let (request, answer) = self.request(req)?;
+        self.inner
+            .requests
+            .blocking_send(request)
+            .map_err(|_| StoreError::shut_down())?;
+        Ok(answer)
+    }
+
+    /// `req` with its events drafted, for the sequencer, and where its answer will arrive.
+    fn request(&self, req: AppendRequest) -> Result<(Request, Answer), StoreError> {
         if let Some(error) = self.failure() {
             return Err(StoreError::Unavailable(format!(
                 "the log failed earlier ({error}); it takes no appends until the service is started again"
             )));
         }
         let drafted = draft_events(&req)?;
-        let (reply, answer) = sync_channel(1);
-        self.inner
-            .requests
-            .blocking_send(Request {
-                req,
-                drafted,
-                reply,
-            })
-            .map_err(|_| StoreError::shut_down())?;
-        Ok(answer)
+        let (reply, answer) = oneshot::channel();
+        let request = Request {
+            req,
+            drafted,
+            reply,
+        };
+        Ok((request, answer))
     }
+}
+
+/// Where the sequencer's answer to one append arrives.
+type Answer = oneshot::Receiver<Result<AppendOutcome, StoreError>>;
+
+/// Blocks this thread until the sequencer answers.
+fn wait(answer: Answer) -> Result<AppendOutcome, StoreError> {
+    futures::executor::block_on(answer).map_err(|_| StoreError::shut_down())?
 }
 
 impl EventStore for JetStreamStore {
     fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        self.queue_append(req)?
-            .recv()
-            .map_err(|_| StoreError::shut_down())?
+        wait(self.queue_append(req)?)
     }
 
     fn append_many(&self, reqs: Vec<AppendRequest>) -> Vec<Result<AppendOutcome, StoreError>> {
         let queued: Vec<_> = reqs.into_iter().map(|req| self.queue_append(req)).collect();
         queued
             .into_iter()
-            .map(|answer| {
-                answer.and_then(|answer| answer.recv().map_err(|_| StoreError::shut_down())?)
-            })
+            .map(|answer| answer.and_then(wait))
             .collect()
+    }
+
+    /// Queued when first polled: handing it to the sequencer waits (without blocking) while the
+    /// sequencer's queue is full.
+    fn append_queued(&self, req: AppendRequest) -> PendingAppend {
+        let requests = self.inner.requests.clone();
+        let request = self.request(req);
+        Box::pin(async move {
+            let (request, answer) = request?;
+            requests
+                .send(request)
+                .await
+                .map_err(|_| StoreError::shut_down())?;
+            answer.await.map_err(|_| StoreError::shut_down())?
+        })
     }
 
     /// The copy's events, and after them what this instance appended that the copy does not hold

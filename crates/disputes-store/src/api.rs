@@ -1,5 +1,8 @@
 //! The store's contract: [`EventStore`] and the types it speaks.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use serde_json::Value;
 
 use crate::error::StoreError;
@@ -170,11 +173,21 @@ impl StoreOptions {
     }
 }
 
-/// The event store. Every method is synchronous and may block on I/O: call it from
-/// `spawn_blocking` in async code.
+/// [`EventStore::append_queued`]'s outcome, to be awaited.
+pub type PendingAppend = Pin<Box<dyn Future<Output = Result<AppendOutcome, StoreError>> + Send>>;
+
+/// The event store. Every method but [`EventStore::append_queued`] is synchronous and may block
+/// on I/O: call it from `spawn_blocking` in async code.
 pub trait EventStore: Send + Sync {
     /// Appends atomically; returns once the events are durable (with [`Durability::Fsync`]).
     fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError>;
+    /// [`EventStore::append`] for async code: queues the append and returns at once (a store with
+    /// a writer of its own blocks only while that writer's queue is full), and the returned future
+    /// resolves to the same outcome once the append is durable, no thread blocked meanwhile. The
+    /// default appends before it returns: a store that can should queue instead.
+    fn append_queued(&self, req: AppendRequest) -> PendingAppend {
+        Box::pin(std::future::ready(self.append(req)))
+    }
     /// Appends each request as [`EventStore::append`] would, all submitted before the first is
     /// waited for, so that a store with group commit makes them durable together; the outcomes in
     /// the requests' order. Each is judged on its own (one refused fails no other), in order: a

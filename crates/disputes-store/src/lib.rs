@@ -30,7 +30,7 @@ mod writer;
 
 pub use api::{
     AppendOutcome, AppendRequest, CommandOutcome, CommandPlace, CommandRecord, Durability,
-    EventStore, SealedAppend, StoreOptions, VerifyBreak, VerifyReport,
+    EventStore, PendingAppend, SealedAppend, StoreOptions, VerifyBreak, VerifyReport,
 };
 // The envelope, its canonical bytes and the chain check live in `disputes-envelope` (pure, shared
 // with the client crate); re-exported so the store's users see one API.

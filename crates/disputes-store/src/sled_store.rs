@@ -2,15 +2,15 @@
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::api::{
     AppendOutcome, AppendRequest, CommandOutcome, CommandPlace, Durability, EventStore,
-    SealedAppend, StoreOptions, VerifyReport,
+    PendingAppend, SealedAppend, StoreOptions, VerifyReport,
 };
 use crate::disk::DiskSync;
 use crate::error::StoreError;
@@ -125,7 +125,7 @@ impl SledStore {
             answers.push(self.submit(Work::Import(append))?);
         }
         for answer in answers {
-            match answer.recv().map_err(|_| StoreError::shut_down())?? {
+            match futures::executor::block_on(answer).map_err(|_| StoreError::shut_down())?? {
                 Written::Appended(_) => {}
                 Written::Duplicate(_) => unreachable!("an import is never a duplicate"),
             }
@@ -159,14 +159,15 @@ impl SledStore {
         })
     }
 
-    /// Queues `work` for the writer; its answer arrives on the returned receiver.
-    fn submit(&self, work: Work) -> Result<mpsc::Receiver<writer::Reply>, StoreError> {
+    /// Queues `work` for the writer; its answer arrives on the returned receiver. Blocks only
+    /// while the writer's queue is full (`append_queue_max`).
+    fn submit(&self, work: Work) -> Result<oneshot::Receiver<writer::Reply>, StoreError> {
         let sender = self
             .inner
             .sender
             .as_ref()
             .ok_or_else(StoreError::shut_down)?;
-        let (reply, answer) = mpsc::sync_channel(1);
+        let (reply, answer) = oneshot::channel();
         sender
             .send(Job { req: work, reply })
             .map_err(|_| StoreError::shut_down())?;
@@ -288,15 +289,21 @@ fn envelopes(
 
 /// An append in the writer's queue: what its answer becomes once the writer has it.
 struct QueuedAppend {
-    answer: mpsc::Receiver<writer::Reply>,
+    answer: oneshot::Receiver<writer::Reply>,
     dispute_id: String,
     events: Vec<NewEvent>,
     event_ids: Vec<String>,
 }
 
 impl QueuedAppend {
+    /// Blocks this thread until the append is answered.
     fn wait(self) -> Result<AppendOutcome, StoreError> {
-        match self.answer.recv().map_err(|_| StoreError::shut_down())?? {
+        futures::executor::block_on(self.outcome())
+    }
+
+    /// The append's outcome, once the writer has answered it (durable, when it was appended).
+    async fn outcome(self) -> Result<AppendOutcome, StoreError> {
+        match self.answer.await.map_err(|_| StoreError::shut_down())?? {
             Written::Duplicate(outcome) => Ok(AppendOutcome::Duplicate(outcome)),
             Written::Appended(seals) => Ok(AppendOutcome::Appended(envelopes(
                 &self.dispute_id,
@@ -319,6 +326,13 @@ impl EventStore for SledStore {
             .into_iter()
             .map(|queued| queued.and_then(QueuedAppend::wait))
             .collect()
+    }
+
+    fn append_queued(&self, req: AppendRequest) -> PendingAppend {
+        match self.queue_append(req) {
+            Ok(queued) => Box::pin(queued.outcome()),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
+        }
     }
 
     fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError> {

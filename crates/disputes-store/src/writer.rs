@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
 use crate::api::{CommandOutcome, CommandRecord, SealedAppend};
 use crate::append_tx;
@@ -42,7 +42,7 @@ pub(crate) enum Work {
 
 pub(crate) struct Job {
     pub req: Work,
-    pub reply: SyncSender<Reply>,
+    pub reply: oneshot::Sender<Reply>,
 }
 
 /// What the writer did with one request; the caller completes the envelopes from its own events.

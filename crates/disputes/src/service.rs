@@ -569,17 +569,10 @@ impl<S: EventStore + 'static> Endpoints<S> {
             let traced = crate::trace::read(request.headers.as_ref());
             let body = request.payload;
             let ty = command_type.clone();
-            let reply = tokio::task::spawn_blocking(move || match traced {
-                Ok(trace) => handler.handle_traced(&ty, &body, &trace, now()),
+            // Judged on this task; the append is awaited, no thread blocked for it.
+            let reply = match traced {
+                Ok(trace) => handler.handle_traced_async(&ty, &body, &trace, now()).await,
                 Err(refusal) => Reply::Refused(refusal.into()),
-            })
-            .await;
-            let reply = match reply {
-                Ok(reply) => reply,
-                Err(e) => {
-                    tracing::error!(error = %e, "command task failed");
-                    return;
-                }
             };
             let code = reply_code(&reply);
             let label = if code == "unknown_command" {
