@@ -1058,18 +1058,23 @@ mod tests {
         }
     }
 
+    /// The events of [`recurring_lifecycle`], as the log holds them.
+    fn recurring_events() -> Vec<Envelope> {
+        let store = Arc::new(SledStore::open_temporary().unwrap());
+        let handler = CommandHandler::new(store.clone(), Policy::default(), Limits::default());
+        let now = "2026-11-27T08:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        recurring_lifecycle(&handler, now + TimeDelta::seconds(1));
+        store.read_from(1, 1_000).unwrap()
+    }
+
     fn contents(projections: &Projections) -> Vec<(Vec<u8>, Vec<u8>)> {
         projections.rows().collect()
     }
 
     #[test]
     fn read_models_folded_in_any_batches_equal_those_folded_event_by_event() {
-        let store = Arc::new(SledStore::open_temporary().unwrap());
         let policy = Policy::default();
-        let handler = CommandHandler::new(store.clone(), policy, Limits::default());
-        let now = "2026-11-27T08:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        recurring_lifecycle(&handler, now + TimeDelta::seconds(1));
-        let events = store.read_from(1, 1_000).unwrap();
+        let events = recurring_events();
         assert!(events.len() > 12, "the lifecycle appended {}", events.len());
         let dir = tempfile::tempdir().unwrap();
         let by_event = Projections::open(&dir.path().join("each"), policy).unwrap();
@@ -1098,12 +1103,8 @@ mod tests {
 
     #[test]
     fn read_models_opened_again_hold_the_same_rows_and_keep_their_subscribers() {
-        let store = Arc::new(SledStore::open_temporary().unwrap());
         let policy = Policy::default();
-        let handler = CommandHandler::new(store.clone(), policy, Limits::default());
-        let now = "2026-11-27T08:00:00Z".parse::<DateTime<Utc>>().unwrap();
-        recurring_lifecycle(&handler, now + TimeDelta::seconds(1));
-        let events = store.read_from(1, 1_000).unwrap();
+        let events = recurring_events();
         let dir = tempfile::tempdir().unwrap();
         let projections = Projections::open(dir.path(), policy).unwrap();
         let (split, last) = (events.len() / 2, events.last().unwrap().seq);
