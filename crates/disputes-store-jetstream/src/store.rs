@@ -150,17 +150,6 @@ impl JetStreamStore {
         }
     }
 
-    /// Drafts `req`'s events and hands the append to the sequencer (blocking while its queue is
-    /// full); its answer arrives on the returned receiver.
-    fn queue_append(&self, req: AppendRequest) -> Result<Answer, StoreError> {
-        let (request, answer) = self.request(req)?;
-        self.inner
-            .requests
-            .blocking_send(request)
-            .map_err(|_| StoreError::shut_down())?;
-        Ok(answer)
-    }
-
     /// `req` with its events drafted, for the sequencer, and where its answer will arrive.
     fn request(&self, req: AppendRequest) -> Result<(Request, Answer), StoreError> {
         if let Some(error) = self.failure() {
@@ -182,35 +171,30 @@ impl JetStreamStore {
 /// Where the sequencer's answer to one append arrives.
 type Answer = oneshot::Receiver<Result<AppendOutcome, StoreError>>;
 
-/// Blocks this thread until the sequencer answers.
-fn wait(answer: Answer) -> Result<AppendOutcome, StoreError> {
-    futures::executor::block_on(answer).map_err(|_| StoreError::shut_down())?
-}
-
 impl EventStore for JetStreamStore {
-    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        wait(self.queue_append(req)?)
-    }
-
-    fn append_many(&self, reqs: Vec<AppendRequest>) -> Vec<Result<AppendOutcome, StoreError>> {
-        let queued: Vec<_> = reqs.into_iter().map(|req| self.queue_append(req)).collect();
-        queued
-            .into_iter()
-            .map(|answer| answer.and_then(wait))
-            .collect()
-    }
-
-    /// Queued when first polled: handing it to the sequencer waits (without blocking) while the
-    /// sequencer's queue is full.
+    /// Handed to the sequencer at once; while its queue is full, when first polled (waiting
+    /// without blocking for room, so a later append may be judged first).
     fn append_queued(&self, req: AppendRequest) -> PendingAppend {
-        let requests = self.inner.requests.clone();
-        let request = self.request(req);
+        let (request, answer) = match self.request(req) {
+            Ok(queued) => queued,
+            Err(error) => return Box::pin(std::future::ready(Err(error))),
+        };
+        let waiting = match self.inner.requests.try_send(request) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(request)) => {
+                Some((self.inner.requests.clone(), request))
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                return Box::pin(std::future::ready(Err(StoreError::shut_down())))
+            }
+        };
         Box::pin(async move {
-            let (request, answer) = request?;
-            requests
-                .send(request)
-                .await
-                .map_err(|_| StoreError::shut_down())?;
+            if let Some((requests, request)) = waiting {
+                requests
+                    .send(request)
+                    .await
+                    .map_err(|_| StoreError::shut_down())?;
+            }
             answer.await.map_err(|_| StoreError::shut_down())?
         })
     }

@@ -179,21 +179,28 @@ pub type PendingAppend = Pin<Box<dyn Future<Output = Result<AppendOutcome, Store
 /// The event store. Every method but [`EventStore::append_queued`] is synchronous and may block
 /// on I/O: call it from `spawn_blocking` in async code.
 pub trait EventStore: Send + Sync {
-    /// Appends atomically; returns once the events are durable (with [`Durability::Fsync`]).
-    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError>;
-    /// [`EventStore::append`] for async code: queues the append and returns at once (a store with
-    /// a writer of its own blocks only while that writer's queue is full), and the returned future
-    /// resolves to the same outcome once the append is durable, no thread blocked meanwhile. The
-    /// default appends before it returns: a store that can should queue instead.
-    fn append_queued(&self, req: AppendRequest) -> PendingAppend {
-        Box::pin(std::future::ready(self.append(req)))
+    /// Queues an append and returns at once (a store with a writer of its own blocks only while
+    /// that writer's queue is full); the returned future resolves once the append is durable
+    /// (with [`Durability::Fsync`]), no thread blocked meanwhile.
+    fn append_queued(&self, req: AppendRequest) -> PendingAppend;
+    /// Appends atomically; returns once the events are durable: [`EventStore::append_queued`],
+    /// waited for on this thread.
+    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        futures::executor::block_on(self.append_queued(req))
     }
-    /// Appends each request as [`EventStore::append`] would, all submitted before the first is
+    /// Appends each request as [`EventStore::append`] would, all queued before the first is
     /// waited for, so that a store with group commit makes them durable together; the outcomes in
-    /// the requests' order. Each is judged on its own (one refused fails no other), in order: a
-    /// second request on one dispute at the version the first already took is a conflict.
+    /// the requests' order. Each is judged on its own (one refused fails no other): a second
+    /// request on one dispute at the version the first already took is a conflict.
     fn append_many(&self, reqs: Vec<AppendRequest>) -> Vec<Result<AppendOutcome, StoreError>> {
-        reqs.into_iter().map(|req| self.append(req)).collect()
+        let queued: Vec<_> = reqs
+            .into_iter()
+            .map(|req| self.append_queued(req))
+            .collect();
+        queued
+            .into_iter()
+            .map(futures::executor::block_on)
+            .collect()
     }
     /// One dispute's durable events in version order (empty for an unknown dispute).
     fn read_stream(&self, dispute_id: &str) -> Result<Vec<Envelope>, StoreError>;

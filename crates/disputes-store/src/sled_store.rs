@@ -296,11 +296,6 @@ struct QueuedAppend {
 }
 
 impl QueuedAppend {
-    /// Blocks this thread until the append is answered.
-    fn wait(self) -> Result<AppendOutcome, StoreError> {
-        futures::executor::block_on(self.outcome())
-    }
-
     /// The append's outcome, once the writer has answered it (durable, when it was appended).
     async fn outcome(self) -> Result<AppendOutcome, StoreError> {
         match self.answer.await.map_err(|_| StoreError::shut_down())?? {
@@ -316,18 +311,6 @@ impl QueuedAppend {
 }
 
 impl EventStore for SledStore {
-    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        self.queue_append(req)?.wait()
-    }
-
-    fn append_many(&self, reqs: Vec<AppendRequest>) -> Vec<Result<AppendOutcome, StoreError>> {
-        let queued: Vec<_> = reqs.into_iter().map(|req| self.queue_append(req)).collect();
-        queued
-            .into_iter()
-            .map(|queued| queued.and_then(QueuedAppend::wait))
-            .collect()
-    }
-
     fn append_queued(&self, req: AppendRequest) -> PendingAppend {
         match self.queue_append(req) {
             Ok(queued) => Box::pin(queued.outcome()),

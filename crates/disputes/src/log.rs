@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use disputes_command::Trace;
 use disputes_store::{
-    AppendOutcome, AppendRequest, CommandOutcome, CommandPlace, Envelope, EventStore,
-    PendingAppend, SledStore, StoreError, StoreOptions, VerifyReport,
+    AppendRequest, CommandOutcome, CommandPlace, Envelope, EventStore, PendingAppend, SledStore,
+    StoreError, StoreOptions, VerifyReport,
 };
 use disputes_store_jetstream::{JetStreamStore, LogConfig};
 use tokio::sync::watch;
@@ -96,12 +96,6 @@ impl Log {
 }
 
 impl EventStore for Log {
-    fn append(&self, req: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        self.store().append(req)
-    }
-    fn append_many(&self, reqs: Vec<AppendRequest>) -> Vec<Result<AppendOutcome, StoreError>> {
-        self.store().append_many(reqs)
-    }
     fn append_queued(&self, req: AppendRequest) -> PendingAppend {
         self.store().append_queued(req)
     }
