@@ -133,7 +133,18 @@ impl NatsServer {
         crate::reaper::track(child.id());
         self.child = Some(child);
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        // Ready when this server says so in its own log (the part this start wrote): a connection
+        // alone may reach another test's server that took the same free port first, and this one
+        // then exits, leaving a test talking to a server that goes away with the other test.
+        let said_before = self.log().len();
+        let ready = |server: &NatsServer| {
+            server
+                .log()
+                .get(said_before..)
+                .is_some_and(|l| l.contains("Server is ready"))
+                && TcpStream::connect(("127.0.0.1", server.port)).is_ok()
+        };
+        while !ready(self) {
             if let Some(status) = self
                 .child
                 .as_mut()
