@@ -80,6 +80,10 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // As the service does (`disputes::huge_pages`); its nats-servers clear it again.
+    if let Err(error) = disputes::huge_pages::decline() {
+        tracing::warn!(%error, "transparent huge pages not declined");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,6 +1,7 @@
 //! A real `nats-server` per test: its own free port, its own temporary store dir.
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -122,12 +123,23 @@ impl NatsServer {
             .append(true)
             .open(&self.log_path)
             .expect("open nats log");
-        let child = Command::new(nats_server_bin())
+        let mut command = Command::new(nats_server_bin());
+        command
             .arg("-c")
             .arg(&self.config_path)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log handle"))
-            .stderr(log)
+            .stderr(log);
+        // A benchmark declines transparent huge pages for itself (`disputes::huge_pages`), and
+        // children inherit that: the server, a baseline of its own, runs as the host sets it.
+        // SAFETY: prctl(2) is async-signal-safe and only clears a flag of the child.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_THP_DISABLE, 0, 0, 0, 0);
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", nats_server_bin().display()));
         crate::reaper::track(child.id());

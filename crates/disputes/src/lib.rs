@@ -20,6 +20,7 @@ pub mod config;
 pub mod exit;
 pub mod healthcheck;
 mod http;
+pub mod huge_pages;
 pub mod import;
 mod leader;
 mod lease;

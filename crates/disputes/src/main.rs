@@ -195,6 +195,9 @@ fn main() -> ExitCode {
         _ => "info",
     };
     init_logs(cli.log_format, default_filter);
+    if let Err(error) = disputes::huge_pages::decline() {
+        tracing::warn!(%error, "transparent huge pages not declined: resident memory may grow up to twice as large");
+    }
     match run(cli) {
         Ok(code) => code,
         // `disputes audit export | head`: the reader has what it wanted.

@@ -28,6 +28,23 @@ fn wait_status(port: u16, path: &str, want: u16, within: Duration) -> http::Resp
     }
 }
 
+/// The service declines transparent huge pages (`disputes::huge_pages`): with them, each first
+/// touch of a 2 MiB region of the allocator's arenas was faulted in and zeroed whole.
+#[tokio::test]
+async fn the_service_runs_without_transparent_huge_pages() {
+    let nats = NatsServer::start();
+    let mut service = Service::start(&nats.url(), "");
+    service
+        .wait_ready(&Client::connect(&nats.url()).await)
+        .await;
+    let pid = service.pid().expect("the service runs");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status.lines().any(|l| l == "THP_enabled:\t0"),
+        "the service allows transparent huge pages:\n{status}"
+    );
+}
+
 fn healthcheck(port: u16) -> (i32, String) {
     let out = Command::new(disputes_bin())
         .args(["healthcheck", "--addr", &format!("127.0.0.1:{port}")])

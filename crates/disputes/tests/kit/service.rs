@@ -151,6 +151,10 @@ impl Service {
         }
     }
 
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub(crate) fn data_dir(&self) -> &Path {
         &self.data_dir
     }
