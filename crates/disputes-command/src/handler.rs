@@ -1,7 +1,11 @@
 //! The command side: parse, answer repeats, rebuild the dispute, decide, append durably, reply.
 //!
-//! Synchronous on purpose (the store's `append` blocks until the events are on disk); the NATS
-//! edge calls it from `spawn_blocking`. Everything here is deterministic given `now`.
+//! Each command's decision is made on the caller's thread; its append is queued and the reply
+//! follows once the events are on disk. The NATS edge awaits it on the command's own task
+//! ([`CommandHandler::handle_traced_async`]); [`CommandHandler::handle`] and the expiries wait on
+//! that same path with `block_on`; the scheduler awaits a batch of expiries
+//! ([`CommandHandler::expire_many_async`]).
+//! Everything here is deterministic given `now`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -310,23 +314,34 @@ impl<S: EventStore> CommandHandler<S> {
     }
 
     /// Applies many expiries, each exactly as [`Self::expire`] would, but the appends of those that
-    /// append go to the store together ([`EventStore::append_many`]), so that one group commit
-    /// makes them durable, not one each. An expiry whose append lost a race (a second expiry of the
-    /// same dispute in `expiries`, or another writer) is applied again on its own against the
-    /// dispute's new state. The outcomes, in the order of `expiries`.
+    /// append go to the store together (all queued before the first is waited for, as
+    /// [`EventStore::append_many`] does), so that one group commit makes them durable, not one
+    /// each. An expiry whose append lost a race (a second expiry of the same dispute in
+    /// `expiries`, or another writer) is applied again on its own against the dispute's new state.
+    /// The outcomes, in the order of `expiries`. Blocks this thread until they are durable.
     pub fn expire_many(
+        &self,
+        expiries: &[Expiry],
+        now: DateTime<Utc>,
+    ) -> Vec<Result<ExpiryOutcome, Rejection>> {
+        futures::executor::block_on(self.expire_many_async(expiries, now))
+    }
+
+    /// [`Self::expire_many`] for async code: the decisions are made on the caller's thread and no
+    /// thread waits for the appends to become durable.
+    pub async fn expire_many_async(
         &self,
         expiries: &[Expiry],
         now: DateTime<Utc>,
     ) -> Vec<Result<ExpiryOutcome, Rejection>> {
         let mut outcomes: Vec<Option<Result<ExpiryOutcome, Rejection>>> =
             expiries.iter().map(|_| None).collect();
-        let (mut appends, mut appending) = (Vec::new(), Vec::new());
+        let (mut queued, mut appending) = (Vec::new(), Vec::new());
         for (i, expiry) in expiries.iter().enumerate() {
             let request = Request::expiry(expiry.kind, expiry.due_at);
             match self.prepare(&expiry.dispute_id, &request, None, now) {
                 Ok(Prepared::Append(decided)) => {
-                    appends.push(decided.append);
+                    queued.push(self.store.append_queued(decided.append));
                     appending.push((i, decided.after));
                 }
                 Ok(Prepared::Nothing) => outcomes[i] = Some(Ok(ExpiryOutcome::Ignored)),
@@ -334,8 +349,8 @@ impl<S: EventStore> CommandHandler<S> {
                 Err(rejection) => outcomes[i] = Some(expiry_outcome(Err(rejection))),
             }
         }
-        let written = self.store.append_many(appends);
-        for ((i, after), result) in appending.into_iter().zip(written) {
+        for ((i, after), written) in appending.into_iter().zip(queued) {
+            let result = written.await;
             outcomes[i] = match self.settle(&expiries[i].dispute_id, after, result) {
                 Settled::Appended(envelopes) => Some(Ok(ExpiryOutcome::Applied(envelopes))),
                 Settled::Duplicate(_) => unreachable!("an expiry has no command id"),
@@ -343,13 +358,17 @@ impl<S: EventStore> CommandHandler<S> {
                 Settled::Failed(error) => Some(Err(error.into())),
             };
         }
-        outcomes
-            .into_iter()
-            .zip(expiries)
-            .map(|(outcome, e)| {
-                outcome.unwrap_or_else(|| self.expire(&e.dispute_id, e.kind, e.due_at, now))
-            })
-            .collect()
+        let mut settled = Vec::with_capacity(expiries.len());
+        for (outcome, e) in outcomes.into_iter().zip(expiries) {
+            settled.push(match outcome {
+                Some(outcome) => outcome,
+                None => {
+                    let request = Request::expiry(e.kind, e.due_at);
+                    expiry_outcome(self.write(&e.dispute_id, &request, None, now).await)
+                }
+            });
+        }
+        settled
     }
 
     /// Read, decide, append; on a lost optimistic race, again (the state moved, so the decision may too).

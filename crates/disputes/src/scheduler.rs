@@ -35,8 +35,9 @@ const ROUND_INTERVAL_MIN: Duration = Duration::from_millis(5);
 /// How often the published-but-not-yet-applied deadlines are checked against the index.
 const PRUNE_EVERY: Duration = Duration::from_millis(500);
 /// Expiries applied together by the consumer: those already delivered when a batch starts, up to
-/// this many, are judged in one blocking thread and their appends made durable by one group commit
-/// (`CommandHandler::expire_many`). Before, each expiry waited in a blocking thread of its own, 32 at
+/// this many, are judged on one task and their appends made durable by one group commit
+/// (`CommandHandler::expire_many_async`; no thread waits for the commit). Before, each expiry waited
+/// in a blocking thread of its own, 32 at
 /// once: about 70 threads and several hundred MiB more resident after a burst of 10,000
 /// (`disputes bench scheduler`, docs/performance.md).
 const APPLY_BATCH_MAX: usize = 256;
@@ -306,9 +307,13 @@ async fn apply_batch<S: EventStore + 'static>(
         }
     }
     let handler = handler.clone();
-    let judged = tokio::task::spawn_blocking(move || {
+    // A task of its own, as each command has: a panic in it fails this batch (redelivered), not
+    // the consumer.
+    let judged = tokio::spawn(async move {
         // The service's clock (milliseconds), as for commands: every stored timestamp has that form.
-        let outcomes = handler.expire_many(&expiries, crate::clock::now());
+        let outcomes = handler
+            .expire_many_async(&expiries, crate::clock::now())
+            .await;
         (expiries, outcomes)
     })
     .await;
