@@ -5,7 +5,7 @@
 //! the whole 2 MiB, wherever in it the allocation is. For this service's mix of many small,
 //! short-lived allocations that roughly doubled resident memory (`bench inproc` 193–204 MiB
 //! against 87–110 MiB without; read models rebuilt from 400,000 events: 556 against 333 MiB) and
-//! put the kernel's page zeroing (`clear_page_erms` under `do_huge_pmd_anonymous_page`) at ~9 % of
+//! put the kernel's page zeroing (`clear_page_erms` under `do_huge_pmd_anonymous_page`) at 10 % of
 //! `bench inproc`'s CPU samples. See docs/performance.md, "Eighth session".
 
 use std::io;
