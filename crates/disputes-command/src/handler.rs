@@ -308,9 +308,19 @@ impl<S: EventStore> CommandHandler<S> {
         due_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<ExpiryOutcome, Rejection> {
+        futures::executor::block_on(self.apply_expiry(dispute_id, kind, due_at, now))
+    }
+
+    /// [`Self::expire`], awaited.
+    async fn apply_expiry(
+        &self,
+        dispute_id: &str,
+        kind: DeadlineKind,
+        due_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ExpiryOutcome, Rejection> {
         let request = Request::expiry(kind, due_at);
-        let written = self.write(dispute_id, &request, None, now);
-        expiry_outcome(futures::executor::block_on(written))
+        expiry_outcome(self.write(dispute_id, &request, None, now).await)
     }
 
     /// Applies many expiries, each exactly as [`Self::expire`] would, but the appends of those that
@@ -363,8 +373,8 @@ impl<S: EventStore> CommandHandler<S> {
             settled.push(match outcome {
                 Some(outcome) => outcome,
                 None => {
-                    let request = Request::expiry(e.kind, e.due_at);
-                    expiry_outcome(self.write(&e.dispute_id, &request, None, now).await)
+                    self.apply_expiry(&e.dispute_id, e.kind, e.due_at, now)
+                        .await
                 }
             });
         }
