@@ -36,10 +36,9 @@ const ROUND_INTERVAL_MIN: Duration = Duration::from_millis(5);
 const PRUNE_EVERY: Duration = Duration::from_millis(500);
 /// Expiries applied together by the consumer: those already delivered when a batch starts, up to
 /// this many, are judged on one task and their appends made durable by one group commit
-/// (`CommandHandler::expire_many_async`; no thread waits for the commit). Before, each expiry waited
-/// in a blocking thread of its own, 32 at
-/// once: about 70 threads and several hundred MiB more resident after a burst of 10,000
-/// (`disputes bench scheduler`, docs/performance.md).
+/// (`CommandHandler::expire_many_async`; no thread waits for the commit). Before, each expiry
+/// waited in a blocking thread of its own, 32 at once: about 70 threads and several hundred MiB
+/// more resident after a burst of 10,000 (`disputes bench scheduler`, docs/performance.md).
 const APPLY_BATCH_MAX: usize = 256;
 /// Batches applied at once: the next is judged and drafted while the one before is made durable.
 const APPLY_BATCHES_IN_FLIGHT: usize = 2;
