@@ -177,7 +177,8 @@ impl StoreOptions {
 pub type PendingAppend = Pin<Box<dyn Future<Output = Result<AppendOutcome, StoreError>> + Send>>;
 
 /// The event store. Every method but [`EventStore::append_queued`] is synchronous and may block
-/// on I/O: call it from `spawn_blocking` in async code.
+/// on I/O (a read that misses the cache): in async code, call long reads from `spawn_blocking`;
+/// the command handler makes its one short read per command on the caller's thread.
 pub trait EventStore: Send + Sync {
     /// Queues an append and returns at once (a store with a writer of its own blocks only while
     /// that writer's queue is full); the returned future resolves once the append is durable
