@@ -1,5 +1,5 @@
-//! A group of appends as one sled transaction across the events, streams, versions, commands,
-//! orders and meta trees: after a crash all of it is recovered, or none of it. Each request gets its
+//! A group of appends as one sled transaction across the events, disputes, commands, orders and
+//! meta trees: after a crash all of it is recovered, or none of it. Each request gets its
 //! own checks inside that transaction and sees the writes of the requests before it, so a refused
 //! request writes nothing and does not fail the others.
 
@@ -10,7 +10,10 @@ use sled::Transactional;
 
 use crate::api::{CommandOutcome, CommandRecord, SealedAppend};
 use crate::error::StoreError;
-use crate::layout::{decode_u64, seq_key, stream_key, CommandRow, HEAD_KEY, LAST_HASH_KEY};
+use crate::layout::{
+    decode_events, decode_u64, encode_events, seq_key, CommandRow, StreamRecord, HEAD_KEY,
+    LAST_HASH_KEY,
+};
 use crate::limits::{ENVELOPE_BYTES_MAX, STREAM_EVENTS_MAX};
 use crate::sled_store::Trees;
 use crate::stored::{decode_stored, stored, stored_envelope};
@@ -29,19 +32,11 @@ fn abort<T>(error: StoreError) -> TxResult<T> {
 /// failure or corruption; then nothing at all was written.
 pub(crate) fn apply_batch(trees: &Trees, jobs: &[Job]) -> Result<Vec<Reply>, StoreError> {
     let t = trees;
-    (
-        &t.events,
-        &t.streams,
-        &t.versions,
-        &t.commands,
-        &t.orders,
-        &t.meta,
-    )
-        .transaction(|(events, streams, versions, commands, orders, meta)| {
+    (&t.events, &t.disputes, &t.commands, &t.orders, &t.meta)
+        .transaction(|(events, disputes, commands, orders, meta)| {
             let view = View {
                 events,
-                streams,
-                versions,
+                disputes,
                 commands,
                 orders,
                 meta,
@@ -70,8 +65,7 @@ struct Tip {
 
 struct View<'a> {
     events: &'a TransactionalTree,
-    streams: &'a TransactionalTree,
-    versions: &'a TransactionalTree,
+    disputes: &'a TransactionalTree,
     commands: &'a TransactionalTree,
     orders: &'a TransactionalTree,
     meta: &'a TransactionalTree,
@@ -110,7 +104,8 @@ impl View<'_> {
         if let Some(outcome) = self.duplicate(req)? {
             return Ok(Ok(Written::Duplicate(outcome)));
         }
-        if let Err(refusal) = self.check_version(req)? {
+        let mut stream = self.stream(&req.dispute_id)?;
+        if let Err(refusal) = check_version(req, stream.version()) {
             return Ok(Err(refusal));
         }
         if let Err(refusal) = self.check_order(req)? {
@@ -121,12 +116,8 @@ impl View<'_> {
             Err(refusal) => return Ok(Err(refusal)),
         };
         let command = req.command.as_ref();
-        self.write(
-            &req.dispute_id,
-            command,
-            req.reserve_order.as_ref(),
-            &sealed,
-        )?;
+        let order = req.reserve_order.as_ref();
+        self.write(&req.dispute_id, &mut stream, command, order, &sealed)?;
         let last = &sealed.last().expect("an append has events").0;
         *tip = Tip {
             head: last.seq,
@@ -146,10 +137,7 @@ impl View<'_> {
             return Ok(None);
         };
         let row = CommandRow::decode(&command.command_id, &bytes).or_else(abort)?;
-        let mut events = Vec::with_capacity(usize::try_from(row.count).unwrap_or(0));
-        for seq in row.first_seq..=row.last_seq() {
-            events.push(self.event(seq)?);
-        }
+        let events = self.events_of(&row)?;
         Ok(Some(CommandOutcome {
             fingerprint: row.fingerprint,
             meta: row.meta,
@@ -158,31 +146,28 @@ impl View<'_> {
         }))
     }
 
-    fn event(&self, seq: u64) -> TxResult<Envelope> {
-        match self.events.get(seq_key(seq))? {
-            Some(bytes) => decode_stored(seq, &bytes).or_else(abort),
-            None => abort(StoreError::corrupt(
-                seq,
-                "a recorded command's event is missing",
-            )),
+    /// The events a command row places, read by key: its append stored them under its first seq
+    /// (a format 1 store, one under each seq).
+    fn events_of(&self, row: &CommandRow) -> TxResult<Vec<Envelope>> {
+        let missing = |seq| StoreError::corrupt(seq, "a recorded command's event is missing");
+        let mut events = Vec::with_capacity(usize::try_from(row.count).unwrap_or(0));
+        let mut seq = row.first_seq;
+        while seq <= row.last_seq() {
+            let Some(bytes) = self.events.get(seq_key(seq))? else {
+                return abort(missing(seq));
+            };
+            let stored = decode_events(&bytes)
+                .map_err(|reason| StoreError::corrupt(seq, reason))
+                .or_else(abort)?;
+            for one in stored {
+                if seq > row.last_seq() {
+                    return abort(StoreError::corrupt(seq, "an append runs past its command"));
+                }
+                events.push(decode_stored(seq, one).or_else(abort)?);
+                seq += 1;
+            }
         }
-    }
-
-    /// `Ok(Err(refusal))` unless the stream is at `expected_version` and has room.
-    fn check_version(&self, req: &Append) -> TxResult<Result<(), StoreError>> {
-        let actual = self.version_of(&req.dispute_id)?;
-        if actual != req.expected_version {
-            return Ok(Err(StoreError::VersionConflict {
-                expected: req.expected_version,
-                actual,
-            }));
-        }
-        if actual + req.drafts.len() as u64 > STREAM_EVENTS_MAX {
-            return Ok(Err(StoreError::invalid(format!(
-                "a stream holds at most {STREAM_EVENTS_MAX} events"
-            ))));
-        }
-        Ok(Ok(()))
+        Ok(events)
     }
 
     fn check_order(&self, req: &Append) -> TxResult<Result<(), StoreError>> {
@@ -215,7 +200,8 @@ impl View<'_> {
         };
         let dispute_id = &import.events[0].dispute_id;
         let (command, order) = (import.command.as_ref(), import.reserve_order.as_ref());
-        self.write(dispute_id, command, order, &sealed)?;
+        let mut stream = self.stream(dispute_id)?;
+        self.write(dispute_id, &mut stream, command, order, &sealed)?;
         let last = &sealed.last().expect("an import has events").0;
         *tip = Tip {
             head: last.seq,
@@ -235,7 +221,7 @@ impl View<'_> {
         let first = &import.events[0];
         let refuse = |seq: u64, reason: String| Ok(Err(StoreError::corrupt(seq, reason)));
         let command_id = import.command.as_ref().map(|c| c.command_id.as_str());
-        let version = self.version_of(&first.dispute_id)?;
+        let version = self.stream(&first.dispute_id)?.version();
         let mut chain = Chain::after(tip.head, tip.hash.clone());
         let mut sealed = Vec::with_capacity(import.events.len());
         for (offset, e) in (1u64..).zip(&import.events) {
@@ -282,40 +268,41 @@ impl View<'_> {
         Ok(Ok(sealed))
     }
 
-    fn version_of(&self, dispute_id: &str) -> TxResult<u64> {
-        match self.versions.get(dispute_id.as_bytes())? {
-            None => Ok(0),
-            Some(bytes) => decode_u64(&bytes)
-                .ok_or_else(|| {
-                    StoreError::corrupt(0, format!("version of {dispute_id:?} unreadable"))
-                })
+    /// Where `dispute_id`'s appends are (none yet: an empty record).
+    fn stream(&self, dispute_id: &str) -> TxResult<StreamRecord> {
+        match self.disputes.get(dispute_id.as_bytes())? {
+            None => Ok(StreamRecord::default()),
+            Some(bytes) => StreamRecord::decode(&bytes)
+                .map_err(|reason| StoreError::corrupt(0, format!("{dispute_id:?}: {reason}")))
                 .or_else(abort),
         }
     }
 
-    /// Everything an accepted request writes.
+    /// Everything an accepted request writes: its events under the first one's seq (one key, however
+    /// many), the dispute's record with this append added, the order and the command record.
     fn write(
         &self,
         dispute_id: &str,
+        stream: &mut StreamRecord,
         command: Option<&CommandRecord>,
         reserve_order: Option<&String>,
         sealed: &[(Seal, Vec<u8>)],
     ) -> TxResult<()> {
-        for (seal, bytes) in sealed {
-            let key = seq_key(seal.seq);
-            if self.events.get(key)?.is_some() {
-                return abort(StoreError::corrupt(
-                    seal.seq,
-                    "an event is stored beyond the head",
-                ));
-            }
-            self.events.insert(&key, bytes.as_slice())?;
-            self.streams
-                .insert(stream_key(dispute_id, seal.version), &key)?;
+        let first = &sealed[0].0;
+        let stored: Vec<&[u8]> = sealed.iter().map(|(_, bytes)| bytes.as_slice()).collect();
+        // sled's transactional insert reads the old value anyway: there must be none.
+        let replaced = self
+            .events
+            .insert(&seq_key(first.seq), encode_events(&stored))?;
+        if replaced.is_some() {
+            return abort(StoreError::corrupt(
+                first.seq,
+                "an event is stored beyond the head",
+            ));
         }
-        let (first, last) = (&sealed[0].0, &sealed[sealed.len() - 1].0);
-        self.versions
-            .insert(dispute_id.as_bytes(), &last.version.to_be_bytes())?;
+        stream.push(first.seq, sealed.len());
+        self.disputes
+            .insert(dispute_id.as_bytes(), stream.encode())?;
         if let Some(order_id) = reserve_order {
             self.orders
                 .insert(order_id.as_bytes(), dispute_id.as_bytes())?;
@@ -333,6 +320,22 @@ impl View<'_> {
         }
         Ok(())
     }
+}
+
+/// `Err(refusal)` unless the stream, at `actual`, is at `req`'s expected version and has room.
+fn check_version(req: &Append, actual: u64) -> Result<(), StoreError> {
+    if actual != req.expected_version {
+        return Err(StoreError::VersionConflict {
+            expected: req.expected_version,
+            actual,
+        });
+    }
+    if actual + req.drafts.len() as u64 > STREAM_EVENTS_MAX {
+        return Err(StoreError::invalid(format!(
+            "a stream holds at most {STREAM_EVENTS_MAX} events"
+        )));
+    }
+    Ok(())
 }
 
 /// The seals of `req`'s events after `tip` with their stored bytes, or a refusal; writes nothing.

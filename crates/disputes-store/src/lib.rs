@@ -19,6 +19,7 @@ pub mod layout;
 mod layout;
 pub mod limits;
 mod log_reader;
+mod migrate;
 mod reads;
 mod recovery;
 mod sled_open;

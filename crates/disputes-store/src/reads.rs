@@ -1,44 +1,94 @@
 //! Reads. They only ever show durable events (seq at most the durable head), which also makes them
 //! consistent: everything at or below the head was committed whole before the head moved.
 
+use sled::IVec;
+
 use crate::api::{CommandOutcome, CommandPlace};
 use crate::error::StoreError;
-use crate::layout::{decode_u64, parse_stream_key, seq_key, stream_prefix, CommandRow};
-use crate::limits::{READ_FROM_EVENTS_MAX, STREAM_EVENTS_MAX};
+use crate::layout::{decode_events, decode_u64, seq_key, CommandRow, StreamRecord};
+use crate::limits::READ_FROM_EVENTS_MAX;
 use crate::sled_store::Trees;
 use crate::stored::decode_stored;
 use crate::validate;
 use disputes_envelope::Envelope;
 
-/// The event at `seq`, which must exist.
-pub(crate) fn event(trees: &Trees, seq: u64) -> Result<Envelope, StoreError> {
-    match trees.events.get(seq_key(seq))? {
-        Some(bytes) => decode_stored(seq, &bytes),
-        None => Err(StoreError::corrupt(seq, "event missing")),
+/// The `events` value that holds `seq` if there is one: the last stored at or before it, with the
+/// seq of its key.
+fn holding(trees: &Trees, seq: u64) -> Result<Option<(u64, IVec)>, StoreError> {
+    match trees.events.range(..=seq_key(seq)).next_back() {
+        None => Ok(None),
+        Some(entry) => {
+            let (key, bytes) = entry?;
+            let first = decode_u64(&key)
+                .ok_or_else(|| StoreError::corrupt(seq, "an event key is not 8 bytes"))?;
+            Ok(Some((first, bytes)))
+        }
     }
 }
 
-/// `(version, seq)` of a dispute's durable events, in version order, checked to count from 1.
-fn stream_index(trees: &Trees, dispute_id: &str, head: u64) -> Result<Vec<(u64, u64)>, StoreError> {
-    validate::id("dispute_id", dispute_id)?;
-    let mut index = Vec::new();
-    for entry in trees.streams.scan_prefix(stream_prefix(dispute_id)) {
-        let (key, value) = entry?;
-        let seq =
-            decode_u64(&value).ok_or_else(|| StoreError::corrupt(0, "stream entry unreadable"))?;
-        if seq > head {
-            break; // versions grow with seqs: the rest is in flight too
+/// The event at `seq`, which must exist.
+pub(crate) fn event(trees: &Trees, seq: u64) -> Result<Envelope, StoreError> {
+    let missing = || StoreError::corrupt(seq, "event missing");
+    let (first, bytes) = holding(trees, seq)?.ok_or_else(missing)?;
+    let stored = decode_events(&bytes).map_err(|reason| StoreError::corrupt(first, reason))?;
+    let one = stored.get(usize::try_from(seq - first).map_err(|_| missing())?);
+    decode_stored(seq, one.ok_or_else(missing)?)
+}
+
+/// Calls `each` with the seq and stored envelope of every event `from..=last`, in seq order. A
+/// missing event, or one stored twice, is `Corrupt` at its seq.
+pub(crate) fn each_stored(
+    trees: &Trees,
+    from: u64,
+    last: u64,
+    mut each: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let gap = |seq| StoreError::corrupt(seq, "event missing (gap in seq)");
+    let Some((start, _)) = holding(trees, from)? else {
+        return Err(gap(from));
+    };
+    let mut next = from;
+    for entry in trees.events.range(seq_key(start)..=seq_key(last)) {
+        let (key, bytes) = entry?;
+        let first = decode_u64(&key)
+            .ok_or_else(|| StoreError::corrupt(next, "an event key is not 8 bytes"))?;
+        if first > next {
+            return Err(gap(next));
         }
-        let version = parse_stream_key(&key).map(|(_, v)| v);
-        if version != Some(index.len() as u64 + 1) || index.len() as u64 >= STREAM_EVENTS_MAX {
-            return Err(StoreError::corrupt(
-                seq,
-                format!("stream {dispute_id:?} index out of order"),
-            ));
+        if first != start && first < next {
+            return Err(StoreError::corrupt(first, "an event is stored twice"));
         }
-        index.push((index.len() as u64 + 1, seq));
+        let stored = decode_events(&bytes).map_err(|reason| StoreError::corrupt(first, reason))?;
+        for (seq, one) in (first..).zip(stored) {
+            if seq >= next && seq <= last {
+                each(seq, one)?;
+                next = seq + 1;
+            }
+        }
     }
-    Ok(index)
+    if next <= last {
+        return Err(gap(next));
+    }
+    Ok(())
+}
+
+/// Where `dispute_id`'s appends are (an empty record: none yet).
+fn stream_record(trees: &Trees, dispute_id: &str) -> Result<StreamRecord, StoreError> {
+    validate::id("dispute_id", dispute_id)?;
+    match trees.disputes.get(dispute_id.as_bytes())? {
+        None => Ok(StreamRecord::default()),
+        Some(bytes) => StreamRecord::decode(&bytes)
+            .map_err(|reason| StoreError::corrupt(0, format!("{dispute_id:?}: {reason}"))),
+    }
+}
+
+/// The appends of `record` that are durable: appends grow with seqs, and each is durable whole.
+fn durable(record: &StreamRecord, head: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+    record
+        .appends
+        .iter()
+        .copied()
+        .take_while(move |&(first, count)| first + u64::from(count) - 1 <= head)
 }
 
 pub(crate) fn read_stream(
@@ -46,17 +96,36 @@ pub(crate) fn read_stream(
     dispute_id: &str,
     head: u64,
 ) -> Result<Vec<Envelope>, StoreError> {
-    let index = stream_index(trees, dispute_id, head)?;
-    let mut envelopes = Vec::with_capacity(index.len());
-    for (version, seq) in index {
-        let envelope = event(trees, seq)?;
-        if envelope.dispute_id != dispute_id || envelope.version != version {
+    let record = stream_record(trees, dispute_id)?;
+    let mut envelopes = Vec::new();
+    for (first, count) in durable(&record, head) {
+        let bytes = trees.events.get(seq_key(first))?.ok_or_else(|| {
+            StoreError::corrupt(
+                first,
+                format!("stream {dispute_id:?} names an append missing here"),
+            )
+        })?;
+        let stored = decode_events(&bytes).map_err(|reason| StoreError::corrupt(first, reason))?;
+        if stored.len() != count as usize {
             return Err(StoreError::corrupt(
-                seq,
-                format!("indexed as {dispute_id:?} version {version}"),
+                first,
+                format!(
+                    "stream {dispute_id:?} says {count} events, the log holds {}",
+                    stored.len()
+                ),
             ));
         }
-        envelopes.push(envelope);
+        for (seq, one) in (first..).zip(stored) {
+            let envelope = decode_stored(seq, one)?;
+            let version = envelopes.len() as u64 + 1;
+            if envelope.dispute_id != dispute_id || envelope.version != version {
+                return Err(StoreError::corrupt(
+                    seq,
+                    format!("indexed as {dispute_id:?} version {version}"),
+                ));
+            }
+            envelopes.push(envelope);
+        }
     }
     Ok(envelopes)
 }
@@ -66,7 +135,8 @@ pub(crate) fn stream_version(
     dispute_id: &str,
     head: u64,
 ) -> Result<u64, StoreError> {
-    Ok(stream_index(trees, dispute_id, head)?.len() as u64)
+    let record = stream_record(trees, dispute_id)?;
+    Ok(durable(&record, head).map(|(_, n)| u64::from(n)).sum())
 }
 
 pub(crate) fn read_from(
@@ -82,20 +152,10 @@ pub(crate) fn read_from(
     }
     let last = head.min(from + limit - 1);
     let mut envelopes = Vec::with_capacity((last - from + 1) as usize);
-    for entry in trees.events.range(seq_key(from)..=seq_key(last)) {
-        let (key, bytes) = entry?;
-        let expected = from + envelopes.len() as u64;
-        if decode_u64(&key) != Some(expected) {
-            return Err(StoreError::corrupt(expected, "event missing (gap in seq)"));
-        }
-        envelopes.push(decode_stored(expected, &bytes)?);
-    }
-    if envelopes.len() as u64 != last - from + 1 {
-        return Err(StoreError::corrupt(
-            from + envelopes.len() as u64,
-            "event missing (gap in seq)",
-        ));
-    }
+    each_stored(trees, from, last, |seq, stored| {
+        envelopes.push(decode_stored(seq, stored)?);
+        Ok(())
+    })?;
     Ok(envelopes)
 }
 
@@ -127,8 +187,8 @@ pub(crate) fn command(
         return Ok(None); // recorded, not yet durable: not yet an outcome
     }
     let mut events = Vec::with_capacity(row.count as usize);
-    for seq in row.first_seq..=row.last_seq() {
-        let envelope = event(trees, seq)?;
+    each_stored(trees, row.first_seq, row.last_seq(), |seq, stored| {
+        let envelope = decode_stored(seq, stored)?;
         if envelope.command_id.as_deref() != Some(command_id) {
             return Err(StoreError::corrupt(
                 seq,
@@ -136,7 +196,8 @@ pub(crate) fn command(
             ));
         }
         events.push(envelope);
-    }
+        Ok(())
+    })?;
     Ok(Some(CommandOutcome {
         fingerprint: row.fingerprint,
         meta: row.meta,

@@ -5,13 +5,21 @@ use std::collections::BTreeMap;
 
 use crate::error::StoreError;
 use crate::layout::{
-    decode_u64, seq_key, stream_key, CommandRow, FORMAT, FORMAT_KEY, HEAD_KEY, LAST_HASH_KEY,
+    decode_events, decode_u64, CommandRow, StreamRecord, FORMAT, FORMAT_KEY, FORMAT_V1, HEAD_KEY,
+    LAST_HASH_KEY,
 };
 use crate::reads;
 use crate::sled_store::Trees;
+use crate::stored::decode_stored;
 use crate::validate;
-use disputes_envelope::Chain;
-use disputes_envelope::{Envelope, GENESIS_PREV_HASH};
+use disputes_envelope::{Chain, Envelope, GENESIS_PREV_HASH};
+
+/// The formats a store opens in: the current one, and the first, which it migrates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    V1,
+    V2,
+}
 
 /// The head recorded in `meta` (0: empty).
 pub(crate) fn recorded_head(trees: &Trees) -> Result<u64, StoreError> {
@@ -32,9 +40,10 @@ pub(crate) fn init_format(trees: &Trees) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub(crate) fn check_format(trees: &Trees) -> Result<(), StoreError> {
+pub(crate) fn check_format(trees: &Trees) -> Result<Format, StoreError> {
     match trees.meta.get(FORMAT_KEY)? {
-        Some(format) if format.as_ref() == FORMAT => Ok(()),
+        Some(format) if format.as_ref() == FORMAT => Ok(Format::V2),
+        Some(format) if format.as_ref() == FORMAT_V1 => Ok(Format::V1),
         Some(other) => Err(StoreError::corrupt(
             0,
             format!("unknown store format {:?}", String::from_utf8_lossy(&other)),
@@ -59,19 +68,17 @@ pub(crate) fn check_tail(trees: &Trees, tail: u64) -> Result<u64, StoreError> {
         reads::event(trees, start - 1)?.hash
     };
     let mut last_versions = BTreeMap::new();
-    for seq in start..=head {
-        let envelope = check_event(trees, seq, &prev_hash)?;
-        last_versions.insert(envelope.dispute_id, envelope.version);
-        prev_hash = envelope.hash;
-    }
     if head > 0 {
+        reads::each_stored(trees, start, head, |seq, stored| {
+            let envelope = check_event(trees, seq, stored, &prev_hash)?;
+            prev_hash = envelope.hash;
+            last_versions.insert(envelope.dispute_id, envelope.version);
+            Ok(())
+        })?;
         check_last_hash(trees, head)?;
     }
     for (dispute_id, version) in last_versions {
-        let recorded = trees
-            .versions
-            .get(dispute_id.as_bytes())?
-            .and_then(|v| decode_u64(&v));
+        let recorded = record(trees, &dispute_id)?.map(|r| r.version());
         if recorded != Some(version) {
             return Err(StoreError::corrupt(
                 head,
@@ -85,7 +92,10 @@ pub(crate) fn check_tail(trees: &Trees, tail: u64) -> Result<u64, StoreError> {
 /// The first event is seq 1 and the last is the head.
 fn check_ends(trees: &Trees, head: u64) -> Result<(), StoreError> {
     let first = trees.events.first()?.map(|(k, _)| decode_u64(&k));
-    let last = trees.events.last()?.map(|(k, _)| decode_u64(&k));
+    let last = trees.events.last()?.map(|(k, v)| {
+        let count = decode_events(&v).map_or(1, |stored| stored.len() as u64);
+        decode_u64(&k).map(|first| first + count - 1)
+    });
     let expected = if head == 0 {
         (None, None)
     } else {
@@ -111,11 +121,12 @@ fn check_last_hash(trees: &Trees, head: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Everything that can be checked of the event at `seq` given its predecessor's hash. Any
-/// corruption found is reported at `seq`.
+/// Everything that can be checked of the event at `seq`, `stored` as read, given its
+/// predecessor's hash. Any corruption found is reported at `seq`.
 pub(crate) fn check_event(
     trees: &Trees,
     seq: u64,
+    stored: &[u8],
     prev_hash: &str,
 ) -> Result<Envelope, StoreError> {
     let at = |error: StoreError| match error {
@@ -124,7 +135,7 @@ pub(crate) fn check_event(
         }
         other => other,
     };
-    let envelope = reads::event(trees, seq).map_err(at)?;
+    let envelope = decode_stored(seq, stored).map_err(at)?;
     Chain::after(seq - 1, prev_hash.to_owned())
         .check(&envelope)
         .map_err(|reason| StoreError::corrupt(seq, reason))?;
@@ -134,11 +145,8 @@ pub(crate) fn check_event(
 
 fn check_indexed(trees: &Trees, envelope: &Envelope) -> Result<(), StoreError> {
     validate::id("dispute_id", &envelope.dispute_id)?;
-    let key = seq_key(envelope.seq);
-    let indexed = trees
-        .streams
-        .get(stream_key(&envelope.dispute_id, envelope.version))?;
-    if envelope.version == 0 || indexed.as_deref() != Some(&key[..]) {
+    let indexed = record(trees, &envelope.dispute_id)?.and_then(|r| r.version_at(envelope.seq));
+    if envelope.version == 0 || indexed != Some(envelope.version) {
         return Err(StoreError::corrupt(
             envelope.seq,
             "not indexed at its dispute and version",
@@ -164,4 +172,14 @@ fn check_indexed(trees: &Trees, envelope: &Envelope) -> Result<(), StoreError> {
             format!("command {command_id:?} does not record this event"),
         )),
     }
+}
+
+/// `dispute_id`'s stream record, if it has one.
+pub(crate) fn record(trees: &Trees, dispute_id: &str) -> Result<Option<StreamRecord>, StoreError> {
+    let Some(bytes) = trees.disputes.get(dispute_id.as_bytes())? else {
+        return Ok(None);
+    };
+    StreamRecord::decode(&bytes)
+        .map(Some)
+        .map_err(|reason| StoreError::corrupt(0, format!("{dispute_id:?}: {reason}")))
 }

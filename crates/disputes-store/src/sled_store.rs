@@ -14,12 +14,11 @@ use crate::api::{
 };
 use crate::disk::DiskSync;
 use crate::error::StoreError;
-use crate::layout::{
-    COMMANDS_TREE, EVENTS_TREE, META_TREE, ORDERS_TREE, STREAMS_TREE, VERSIONS_TREE,
-};
+use crate::layout::{COMMANDS_TREE, DISPUTES_TREE, EVENTS_TREE, META_TREE, ORDERS_TREE};
+use crate::recovery::Format;
 use crate::validate::draft_events;
 use crate::writer::{self, Append, Durable, Job, Seal, Work, WriterParts, Written};
-use crate::{reads, recovery, verify};
+use crate::{migrate, reads, recovery, verify};
 use disputes_envelope::{Envelope, NewEvent};
 
 /// What a store did since it was opened.
@@ -37,8 +36,7 @@ pub struct StoreStats {
 #[derive(Clone)]
 pub(crate) struct Trees {
     pub events: sled::Tree,
-    pub streams: sled::Tree,
-    pub versions: sled::Tree,
+    pub disputes: sled::Tree,
     pub commands: sled::Tree,
     pub orders: sled::Tree,
     pub meta: sled::Tree,
@@ -48,8 +46,7 @@ impl Trees {
     pub(crate) fn open(db: &sled::Db) -> Result<Trees, StoreError> {
         Ok(Trees {
             events: db.open_tree(EVENTS_TREE)?,
-            streams: db.open_tree(STREAMS_TREE)?,
-            versions: db.open_tree(VERSIONS_TREE)?,
+            disputes: db.open_tree(DISPUTES_TREE)?,
             commands: db.open_tree(COMMANDS_TREE)?,
             orders: db.open_tree(ORDERS_TREE)?,
             meta: db.open_tree(META_TREE)?,
@@ -197,7 +194,10 @@ impl SledStore {
                 disk.sync_creation()?;
             }
         }
-        recovery::check_format(&trees)?;
+        if recovery::check_format(&trees)? == Format::V1 {
+            migrate::from_v1(db, &trees, disk.as_deref_mut())?;
+        }
+        migrate::drop_v1_trees(db, disk.as_deref_mut())?;
         let head = recovery::check_tail(&trees, options.recovery_tail_events)?;
         if let Some(disk) = disk {
             // What sled recovered may have come from the page cache of a process that died before

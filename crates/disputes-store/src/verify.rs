@@ -1,31 +1,34 @@
-//! `verify`: the whole log, every hash, every link, seq continuity and the stream index.
+//! `verify`: the whole log, every hash, every link, seq continuity and the stream records.
 
 use crate::api::{VerifyBreak, VerifyReport};
 use crate::error::StoreError;
-use crate::layout::{decode_u64, parse_stream_key};
+use crate::layout::{decode_events, seq_key, StreamRecord};
 use crate::reads;
 use crate::recovery::check_event;
 use crate::sled_store::Trees;
+use crate::stored::decode_stored;
 use disputes_envelope::GENESIS_PREV_HASH;
 
 pub(crate) fn verify(trees: &Trees, head: u64) -> Result<VerifyReport, StoreError> {
     let mut head_hash = GENESIS_PREV_HASH.to_owned();
     let mut events = 0;
     let mut chain_break = None;
-    for seq in 1..=head {
-        match check_event(trees, seq, &head_hash) {
-            Ok(envelope) => {
-                head_hash = envelope.hash;
-                events += 1;
-            }
+    if head > 0 {
+        let walk = reads::each_stored(trees, 1, head, |seq, stored| {
+            let envelope = check_event(trees, seq, stored, &head_hash)?;
+            head_hash = envelope.hash;
+            events += 1;
+            Ok(())
+        });
+        match walk {
+            Ok(()) => {}
             Err(StoreError::Corrupt { seq, reason }) => {
                 chain_break = Some(VerifyBreak { seq, reason });
-                break;
             }
             Err(other) => return Err(other),
         }
     }
-    let index_break = verify_index(trees, head)?;
+    let index_break = verify_records(trees, head)?;
     let first_break = match (chain_break, index_break) {
         (Some(a), Some(b)) => Some(if b.seq < a.seq { b } else { a }),
         (a, b) => a.or(b),
@@ -38,44 +41,22 @@ pub(crate) fn verify(trees: &Trees, head: u64) -> Result<VerifyReport, StoreErro
     })
 }
 
-/// Every durable stream entry: versions count from 1 in each dispute, the `versions` tree is not
-/// behind, and there are exactly `head` entries (the chain walk checked each event is indexed).
-fn verify_index(trees: &Trees, head: u64) -> Result<Option<VerifyBreak>, StoreError> {
-    let mut last: Option<(String, u64)> = None;
+/// Every stream record reads, and together they place exactly `head` durable events (the chain
+/// walk checked that each event is placed at its dispute and version, so more means one places an
+/// event that is not its dispute's).
+fn verify_records(trees: &Trees, head: u64) -> Result<Option<VerifyBreak>, StoreError> {
     let mut count = 0u64;
-    for entry in trees.streams.iter() {
+    for entry in trees.disputes.iter() {
         let (key, value) = entry?;
-        let seq = decode_u64(&value).unwrap_or(0);
-        let Some((dispute_id, version)) = parse_stream_key(&key) else {
-            return Ok(Some(VerifyBreak {
-                seq,
-                reason: "malformed stream index key".into(),
-            }));
-        };
-        if seq > head {
-            continue; // appended after the walk began
-        }
-        let same = last.as_ref().is_some_and(|(d, _)| *d == dispute_id);
-        if !same {
-            if let Some(found) = check_version_tree(trees, last.take(), seq)? {
-                return Ok(Some(found));
+        let record = match StreamRecord::decode(&value) {
+            Ok(record) => record,
+            Err(reason) => {
+                let dispute_id = String::from_utf8_lossy(&key);
+                let reason = format!("the stream record of {dispute_id:?}: {reason}");
+                return Ok(Some(VerifyBreak { seq: 0, reason }));
             }
-        }
-        let expected = if same {
-            last.as_ref().map_or(1, |(_, v)| v + 1)
-        } else {
-            1
         };
-        if version != expected {
-            let reason =
-                format!("stream {dispute_id:?} has version {version} where {expected} belongs");
-            return Ok(Some(VerifyBreak { seq, reason }));
-        }
-        last = Some((dispute_id, version));
-        count += 1;
-    }
-    if let Some(found) = check_version_tree(trees, last, head)? {
-        return Ok(Some(found));
+        count += durable_events(&record, head);
     }
     if count != head {
         return find_stray_entry(trees, head, count);
@@ -83,56 +64,56 @@ fn verify_index(trees: &Trees, head: u64) -> Result<Option<VerifyBreak>, StoreEr
     Ok(None)
 }
 
-fn check_version_tree(
-    trees: &Trees,
-    last: Option<(String, u64)>,
-    seq: u64,
-) -> Result<Option<VerifyBreak>, StoreError> {
-    let Some((dispute_id, version)) = last else {
-        return Ok(None);
-    };
-    let recorded = trees
-        .versions
-        .get(dispute_id.as_bytes())?
-        .and_then(|v| decode_u64(&v))
-        .unwrap_or(0);
-    if recorded < version {
-        let reason = format!(
-            "versions tree says {recorded} for {dispute_id:?}, its stream reaches {version}"
-        );
-        return Ok(Some(VerifyBreak { seq, reason }));
-    }
-    Ok(None)
+/// Events of `record` at or below `head` (those above were appended after the walk began).
+fn durable_events(record: &StreamRecord, head: u64) -> u64 {
+    record
+        .appends
+        .iter()
+        .filter(|&&(first, count)| first + u64::from(count) - 1 <= head)
+        .map(|&(_, count)| u64::from(count))
+        .sum()
 }
 
-/// More stream entries than events: find the entry whose event is not what it claims.
+/// More events placed than stored: find the append a record places where its dispute's is not.
 fn find_stray_entry(
     trees: &Trees,
     head: u64,
     count: u64,
 ) -> Result<Option<VerifyBreak>, StoreError> {
-    for entry in trees.streams.iter() {
+    for entry in trees.disputes.iter() {
         let (key, value) = entry?;
-        let (Some((dispute_id, version)), Some(seq)) = (parse_stream_key(&key), decode_u64(&value))
-        else {
+        let dispute_id = String::from_utf8_lossy(&key).into_owned();
+        let Ok(record) = StreamRecord::decode(&value) else {
             continue;
         };
-        if seq == 0 || seq > head {
-            continue;
-        }
-        let envelope = match reads::event(trees, seq) {
-            Ok(envelope) => envelope,
-            Err(StoreError::Corrupt { reason, .. }) => {
-                return Ok(Some(VerifyBreak { seq, reason }))
+        let mut version = 0u64;
+        for &(first, n) in &record.appends {
+            if first + u64::from(n) - 1 > head {
+                break;
             }
-            Err(other) => return Err(other),
-        };
-        if envelope.dispute_id != dispute_id || envelope.version != version {
-            let reason =
-                format!("stream entry {dispute_id:?} version {version} points at another event");
-            return Ok(Some(VerifyBreak { seq, reason }));
+            let stray = |seq| {
+                let reason =
+                    format!("the stream record of {dispute_id:?} places {seq}, another event");
+                Ok(Some(VerifyBreak { seq, reason }))
+            };
+            let Some(bytes) = trees.events.get(seq_key(first))? else {
+                return stray(first);
+            };
+            let Ok(stored) = decode_events(&bytes) else {
+                return stray(first);
+            };
+            if stored.len() != n as usize {
+                return stray(first);
+            }
+            for (seq, one) in (first..).zip(stored) {
+                version += 1;
+                match decode_stored(seq, one) {
+                    Ok(e) if e.dispute_id == dispute_id && e.version == version => {}
+                    _ => return stray(seq),
+                }
+            }
         }
     }
-    let reason = format!("the stream index holds {count} entries for {head} events");
+    let reason = format!("the stream records place {count} events for {head} stored");
     Ok(Some(VerifyBreak { seq: head, reason }))
 }

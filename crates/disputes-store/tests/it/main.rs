@@ -6,6 +6,7 @@ mod child;
 mod concurrency;
 mod crash;
 mod import;
+mod migrate;
 mod properties;
 mod reads;
 mod refusals;

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use disputes_store::layout::{seq_key, stream_key, EVENTS_TREE, STREAMS_TREE};
+use disputes_store::layout::{
+    set_stored_event, stored_event, StreamRecord, DISPUTES_TREE, EVENTS_TREE,
+};
 use disputes_store::{compute_hash, Envelope, EventStore, SledStore, StoreError, StoreOptions};
 
 use crate::support::{appended, open, request};
@@ -26,11 +28,8 @@ fn raw_sled(dir: &Path) -> sled::Db {
 fn tamper(dir: &Path, seq: u64, change: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>) {
     let db = raw_sled(dir);
     let events = db.open_tree(EVENTS_TREE).unwrap();
-    let old = events.get(seq_key(seq)).unwrap().unwrap().to_vec();
-    match change(old) {
-        Some(new) => events.insert(seq_key(seq), new).unwrap(),
-        None => events.remove(seq_key(seq)).unwrap(),
-    };
+    let old = stored_event(&events, seq).expect("an event at the seq");
+    set_stored_event(&events, seq, change(old));
     db.flush().unwrap();
 }
 
@@ -132,15 +131,61 @@ fn verify_finds_a_missing_event_and_a_broken_index() {
     twenty_events(dir.path());
     {
         let db = raw_sled(dir.path());
-        // seq 10 is d-1's third event (n = 9).
-        db.open_tree(STREAMS_TREE)
-            .unwrap()
-            .remove(stream_key("d-1", 3))
-            .unwrap();
+        // seq 10 is d-1's third event (n = 9): its record places that append at seq 11, d-3's.
+        let disputes = db.open_tree(DISPUTES_TREE).unwrap();
+        let bytes = disputes.get("d-1").unwrap().unwrap();
+        let mut record = StreamRecord::decode(&bytes).unwrap();
+        assert_eq!(record.appends[2], (10, 1));
+        record.appends[2] = (11, 1);
+        disputes.insert("d-1", record.encode()).unwrap();
         db.flush().unwrap();
     }
     let (seq, reason, _) = first_break(dir.path());
     assert_eq!(seq, 10, "{reason}");
+}
+
+/// 12 events in four appends of three over 2 disputes (seqs 1-3, 4-6, 7-9, 10-12), then the store
+/// is closed: each append is stored as one value.
+fn four_appends_of_three(dir: &Path) {
+    let store = open(dir);
+    for n in 0..4u64 {
+        let dispute = format!("d-{}", n % 2);
+        let command = format!("c-{n}");
+        appended(store.append(request(&dispute, (n / 2) * 3, Some(&command), 3)));
+    }
+}
+
+#[test]
+fn an_event_inside_an_append_of_several_is_checked_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    four_appends_of_three(dir.path());
+    // seq 5: the middle event of the second append.
+    tamper(dir.path(), 5, |bytes| {
+        Some(replace(bytes, "\"i\":1", "\"i\":9"))
+    });
+    let (seq, reason, events) = first_break(dir.path());
+    assert_eq!((seq, events), (5, 4), "{reason}");
+    assert!(reason.contains("changed after it was written"), "{reason}");
+    let refused = SledStore::open(dir.path(), StoreOptions::default()).err();
+    assert!(
+        matches!(refused, Some(StoreError::Corrupt { seq: 5, .. })),
+        "{refused:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    four_appends_of_three(dir.path());
+    tamper(dir.path(), 5, |_| None);
+    let (seq, reason, _) = first_break(dir.path());
+    assert_eq!(seq, 5, "{reason}");
+
+    let dir = tempfile::tempdir().unwrap();
+    four_appends_of_three(dir.path());
+    tamper(dir.path(), 12, |_| None);
+    let refused = SledStore::open(dir.path(), StoreOptions::default()).err();
+    assert!(
+        matches!(refused, Some(StoreError::Corrupt { seq: 12, .. })),
+        "{refused:?}"
+    );
 }
 
 #[test]
