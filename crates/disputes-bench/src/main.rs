@@ -84,6 +84,7 @@ fn main() -> ExitCode {
     if let Err(error) = disputes::huge_pages::decline() {
         tracing::warn!(%error, "transparent huge pages not declined");
     }
+    disputes::memory::purge_at_once();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -25,6 +25,7 @@ pub mod import;
 mod leader;
 mod lease;
 pub mod log;
+pub mod memory;
 mod metrics;
 mod micro;
 mod nats;

@@ -198,6 +198,7 @@ fn main() -> ExitCode {
     if let Err(error) = disputes::huge_pages::decline() {
         tracing::warn!(%error, "transparent huge pages not declined: resident memory may grow up to twice as large");
     }
+    disputes::memory::purge_at_once();
     match run(cli) {
         Ok(code) => code,
         // `disputes audit export | head`: the reader has what it wanted.
