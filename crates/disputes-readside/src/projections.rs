@@ -77,7 +77,7 @@ pub struct Stats {
 }
 
 /// sled's page cache of the read models by default (`[store] read_models_cache_mb`).
-pub const CACHE_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
 
 pub struct Projections {
     db: sled::Db,

@@ -27,4 +27,4 @@ pub const GROUP_COMMIT_DEFAULT: usize = 256;
 /// Upper bound for both of the above, whatever the options say.
 pub const QUEUE_MAX: usize = 65_536;
 /// sled's page cache of the event log by default (`[store] cache_mb`).
-pub const CACHE_BYTES_DEFAULT: u64 = 128 * 1024 * 1024;
+pub const CACHE_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;

@@ -177,9 +177,9 @@ pub const REPLICAS_DEFAULT: usize = 3;
 const REPLICAS_MAX: usize = 5;
 
 /// `[store] cache_mb` by default.
-pub const CACHE_MB_DEFAULT: u64 = 128;
+pub const CACHE_MB_DEFAULT: u64 = 64;
 /// `[store] read_models_cache_mb` by default.
-pub const READ_MODELS_CACHE_MB_DEFAULT: u64 = 128;
+pub const READ_MODELS_CACHE_MB_DEFAULT: u64 = 64;
 
 impl StoreConfig {
     /// Each cache holds at least 1 MiB and at most 1 TiB.
