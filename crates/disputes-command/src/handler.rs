@@ -328,17 +328,8 @@ impl<S: EventStore> CommandHandler<S> {
     /// [`EventStore::append_many`] does), so that one group commit makes them durable, not one
     /// each. An expiry whose append lost a race (a second expiry of the same dispute in
     /// `expiries`, or another writer) is applied again on its own against the dispute's new state.
-    /// The outcomes, in the order of `expiries`. Blocks this thread until they are durable.
-    pub fn expire_many(
-        &self,
-        expiries: &[Expiry],
-        now: DateTime<Utc>,
-    ) -> Vec<Result<ExpiryOutcome, Rejection>> {
-        futures::executor::block_on(self.expire_many_async(expiries, now))
-    }
-
-    /// [`Self::expire_many`] for async code: the decisions are made on the caller's thread and no
-    /// thread waits for the appends to become durable.
+    /// The outcomes, in the order of `expiries`. The decisions are made on the caller's
+    /// thread; no thread waits for the appends to become durable.
     pub async fn expire_many_async(
         &self,
         expiries: &[Expiry],
@@ -635,7 +626,7 @@ enum Settled {
     Failed(StoreError),
 }
 
-/// One deadline's expiry, for [`CommandHandler::expire_many`].
+/// One deadline's expiry, for [`CommandHandler::expire_many_async`].
 #[derive(Debug, Clone)]
 pub struct Expiry {
     pub dispute_id: String,
@@ -880,8 +871,8 @@ mod tests {
         };
         expiries[5] = early;
 
-        let outcomes: Vec<String> = together
-            .expire_many(&expiries, now)
+        let outcomes = together.expire_many_async(&expiries, now);
+        let outcomes: Vec<String> = futures::executor::block_on(outcomes)
             .iter()
             .map(outcome_label)
             .collect();
