@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use bytes::Bytes;
-use disputes_store::limits::{ENVELOPE_BYTES_MAX, STREAM_EVENTS_MAX};
+use disputes_store::limits::ENVELOPE_BYTES_MAX;
 use disputes_store::{
-    AppendOutcome, AppendRequest, Draft, Envelope, EventStore, StoreError, GENESIS_PREV_HASH,
+    check_stream_version, AppendOutcome, AppendRequest, Draft, Envelope, EventStore, StoreError,
+    GENESIS_PREV_HASH,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -251,17 +252,7 @@ impl Sequencer {
             Some(version) => *version,
             None => self.view.stream_version(&req.dispute_id)?,
         };
-        if actual != req.expected_version {
-            return Err(StoreError::VersionConflict {
-                expected: req.expected_version,
-                actual,
-            });
-        }
-        if actual + req.events.len() as u64 > STREAM_EVENTS_MAX {
-            return Err(StoreError::invalid(format!(
-                "a stream holds at most {STREAM_EVENTS_MAX} events"
-            )));
-        }
+        check_stream_version(req.expected_version, actual, req.events.len())?;
         if let Some(order_id) = &req.reserve_order {
             let holder = match overlay.orders.get(order_id) {
                 Some(holder) => Some(holder.clone()),

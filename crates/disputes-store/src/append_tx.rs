@@ -14,9 +14,10 @@ use crate::layout::{
     decode_events, decode_u64, encode_events, seq_key, CommandRow, StreamRecord, HEAD_KEY,
     LAST_HASH_KEY,
 };
-use crate::limits::{ENVELOPE_BYTES_MAX, STREAM_EVENTS_MAX};
+use crate::limits::ENVELOPE_BYTES_MAX;
 use crate::sled_store::Trees;
 use crate::stored::{decode_stored, stored, stored_envelope};
+use crate::validate;
 use crate::writer::{Append, Job, Reply, Seal, Work, Written};
 use disputes_envelope::{is_hash, Chain, Envelope, GENESIS_PREV_HASH};
 
@@ -105,7 +106,10 @@ impl View<'_> {
             return Ok(Ok(Written::Duplicate(outcome)));
         }
         let mut stream = self.stream(&req.dispute_id)?;
-        if let Err(refusal) = check_version(req, stream.version()) {
+        let version = stream.version();
+        if let Err(refusal) =
+            validate::check_stream_version(req.expected_version, version, req.drafts.len())
+        {
             return Ok(Err(refusal));
         }
         if let Err(refusal) = self.check_order(req)? {
@@ -320,22 +324,6 @@ impl View<'_> {
         }
         Ok(())
     }
-}
-
-/// `Err(refusal)` unless the stream, at `actual`, is at `req`'s expected version and has room.
-fn check_version(req: &Append, actual: u64) -> Result<(), StoreError> {
-    if actual != req.expected_version {
-        return Err(StoreError::VersionConflict {
-            expected: req.expected_version,
-            actual,
-        });
-    }
-    if actual + req.drafts.len() as u64 > STREAM_EVENTS_MAX {
-        return Err(StoreError::invalid(format!(
-            "a stream holds at most {STREAM_EVENTS_MAX} events"
-        )));
-    }
-    Ok(())
 }
 
 /// The seals of `req`'s events after `tip` with their stored bytes, or a refusal; writes nothing.

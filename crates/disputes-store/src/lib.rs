@@ -43,4 +43,4 @@ pub use error::StoreError;
 pub use log_reader::{Entry, LogReader, Unreadable};
 pub use sled_open::open_sled;
 pub use sled_store::{SledStore, StoreStats};
-pub use validate::draft_events;
+pub use validate::{check_stream_version, draft_events};

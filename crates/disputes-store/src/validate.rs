@@ -107,3 +107,17 @@ fn json(what: &str, value: &Value, bytes_max: usize) -> Result<Vec<u8>, StoreErr
     }
     Ok(bytes)
 }
+
+/// `Err(refusal)` unless a stream at version `actual` is at `expected` and has room for `events`
+/// more: the check every store makes before an append.
+pub fn check_stream_version(expected: u64, actual: u64, events: usize) -> Result<(), StoreError> {
+    if actual != expected {
+        return Err(StoreError::VersionConflict { expected, actual });
+    }
+    if actual + events as u64 > STREAM_EVENTS_MAX {
+        return Err(StoreError::invalid(format!(
+            "a stream holds at most {STREAM_EVENTS_MAX} events"
+        )));
+    }
+    Ok(())
+}
