@@ -11,14 +11,13 @@ use sled::Transactional;
 use crate::api::{CommandOutcome, CommandRecord, SealedAppend};
 use crate::error::StoreError;
 use crate::layout::{
-    decode_events, decode_u64, encode_events, seq_key, CommandRow, StreamRecord, HEAD_KEY,
-    LAST_HASH_KEY,
+    decode_u64, encode_events, seq_key, CommandRow, StreamRecord, HEAD_KEY, LAST_HASH_KEY,
 };
 use crate::limits::ENVELOPE_BYTES_MAX;
 use crate::sled_store::Trees;
 use crate::stored::{decode_stored, stored, stored_envelope};
-use crate::validate;
 use crate::writer::{Append, Job, Reply, Seal, Work, Written};
+use crate::{reads, validate};
 use disputes_envelope::{is_hash, Chain, Envelope, GENESIS_PREV_HASH};
 
 type TxResult<T> = ConflictableTransactionResult<T, StoreError>;
@@ -160,9 +159,7 @@ impl View<'_> {
             let Some(bytes) = self.events.get(seq_key(seq))? else {
                 return abort(missing(seq));
             };
-            let stored = decode_events(&bytes)
-                .map_err(|reason| StoreError::corrupt(seq, reason))
-                .or_else(abort)?;
+            let stored = reads::events_at(seq, &bytes).or_else(abort)?;
             for one in stored {
                 if seq > row.last_seq() {
                     return abort(StoreError::corrupt(seq, "an append runs past its command"));
@@ -276,9 +273,7 @@ impl View<'_> {
     fn stream(&self, dispute_id: &str) -> TxResult<StreamRecord> {
         match self.disputes.get(dispute_id.as_bytes())? {
             None => Ok(StreamRecord::default()),
-            Some(bytes) => StreamRecord::decode(&bytes)
-                .map_err(|reason| StoreError::corrupt(0, format!("{dispute_id:?}: {reason}")))
-                .or_else(abort),
+            Some(bytes) => StreamRecord::read(dispute_id, &bytes).or_else(abort),
         }
     }
 

@@ -181,6 +181,21 @@ impl StreamRecord {
         Ok(StreamRecord { appends })
     }
 
+    /// The record of `dispute_id` stored as `bytes`: `Corrupt` when it is not one.
+    pub(crate) fn read(dispute_id: &str, bytes: &[u8]) -> Result<StreamRecord, StoreError> {
+        StreamRecord::decode(bytes)
+            .map_err(|reason| StoreError::corrupt(0, format!("{dispute_id:?}: {reason}")))
+    }
+
+    /// The appends that are durable with the head at `head`: appends grow with seqs (the record
+    /// is refused otherwise) and each is made durable whole.
+    pub(crate) fn durable(&self, head: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.appends
+            .iter()
+            .copied()
+            .take_while(move |&(first, count)| first + u64::from(count) - 1 <= head)
+    }
+
     /// The version of the event at `seq`, if the record places one there.
     pub fn version_at(&self, seq: u64) -> Option<u64> {
         let mut before = 0u64;

@@ -15,6 +15,7 @@ use crate::layout::{
     DISPUTES_TREE, EVENTS_TREE, FORMAT, FORMAT_KEY, FORMAT_V1, META_TREE, ORDERS_TREE,
     STREAMS_TREE,
 };
+use crate::reads;
 use crate::stored::decode_stored;
 use disputes_envelope::Envelope;
 
@@ -85,14 +86,14 @@ impl LogReader {
     pub fn entries(&self, from_seq: u64) -> impl Iterator<Item = Entry> + '_ {
         let from = from_seq.max(1);
         // The value holding `from` may be stored under an earlier seq (an append of several).
-        let start = match self.events.range(..=seq_key(from)).next_back() {
-            Some(Ok((key, _))) => key.to_vec(),
-            _ => seq_key(from).to_vec(),
+        let start = match reads::holding(&self.events, from) {
+            Ok(Some((first, _))) => first,
+            _ => from,
         };
         let mut next = from;
         let mut failed = false;
         self.events
-            .range(start..)
+            .range(seq_key(start)..)
             .map_while(move |item| {
                 if failed {
                     return None;
@@ -148,9 +149,8 @@ impl LogReader {
 
     /// The entry at `seq`, if there is one.
     pub fn entry(&self, seq: u64) -> Option<Entry> {
-        match self.events.range(..=seq_key(seq)).next_back()? {
-            Ok((key, bytes)) => {
-                let first = decode_u64(&key)?;
+        match reads::holding(&self.events, seq).transpose()? {
+            Ok((first, bytes)) => {
                 let mut entries = unpack(first, &bytes);
                 let at = usize::try_from(seq - first).ok()?;
                 (at < entries.len()).then(|| entries.swap_remove(at))

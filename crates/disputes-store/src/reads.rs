@@ -14,8 +14,8 @@ use disputes_envelope::Envelope;
 
 /// The `events` value that holds `seq` if there is one: the last stored at or before it, with the
 /// seq of its key.
-fn holding(trees: &Trees, seq: u64) -> Result<Option<(u64, IVec)>, StoreError> {
-    match trees.events.range(..=seq_key(seq)).next_back() {
+pub(crate) fn holding(events: &sled::Tree, seq: u64) -> Result<Option<(u64, IVec)>, StoreError> {
+    match events.range(..=seq_key(seq)).next_back() {
         None => Ok(None),
         Some(entry) => {
             let (key, bytes) = entry?;
@@ -29,8 +29,8 @@ fn holding(trees: &Trees, seq: u64) -> Result<Option<(u64, IVec)>, StoreError> {
 /// The event at `seq`, which must exist.
 pub(crate) fn event(trees: &Trees, seq: u64) -> Result<Envelope, StoreError> {
     let missing = || StoreError::corrupt(seq, "event missing");
-    let (first, bytes) = holding(trees, seq)?.ok_or_else(missing)?;
-    let stored = decode_events(&bytes).map_err(|reason| StoreError::corrupt(first, reason))?;
+    let (first, bytes) = holding(&trees.events, seq)?.ok_or_else(missing)?;
+    let stored = events_at(first, &bytes)?;
     let one = stored.get(usize::try_from(seq - first).map_err(|_| missing())?);
     decode_stored(seq, one.ok_or_else(missing)?)
 }
@@ -44,7 +44,7 @@ pub(crate) fn each_stored(
     mut each: impl FnMut(u64, &[u8]) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let gap = |seq| StoreError::corrupt(seq, "event missing (gap in seq)");
-    let Some((start, _)) = holding(trees, from)? else {
+    let Some((start, _)) = holding(&trees.events, from)? else {
         return Err(gap(from));
     };
     let mut next = from;
@@ -58,7 +58,7 @@ pub(crate) fn each_stored(
         if first != start && first < next {
             return Err(StoreError::corrupt(first, "an event is stored twice"));
         }
-        let stored = decode_events(&bytes).map_err(|reason| StoreError::corrupt(first, reason))?;
+        let stored = events_at(first, &bytes)?;
         for (seq, one) in (first..).zip(stored) {
             if seq >= next && seq <= last {
                 each(seq, one)?;
@@ -72,23 +72,24 @@ pub(crate) fn each_stored(
     Ok(())
 }
 
+/// The stored envelopes of the `events` value stored under `first`: `Corrupt` at `first` when it
+/// is not one of ours.
+pub(crate) fn events_at(first: u64, bytes: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
+    decode_events(bytes).map_err(|reason| StoreError::corrupt(first, reason))
+}
+
+/// `dispute_id`'s stream record, if it has one.
+pub(crate) fn record(trees: &Trees, dispute_id: &str) -> Result<Option<StreamRecord>, StoreError> {
+    let bytes = trees.disputes.get(dispute_id.as_bytes())?;
+    bytes
+        .map(|bytes| StreamRecord::read(dispute_id, &bytes))
+        .transpose()
+}
+
 /// Where `dispute_id`'s appends are (an empty record: none yet).
 fn stream_record(trees: &Trees, dispute_id: &str) -> Result<StreamRecord, StoreError> {
     validate::id("dispute_id", dispute_id)?;
-    match trees.disputes.get(dispute_id.as_bytes())? {
-        None => Ok(StreamRecord::default()),
-        Some(bytes) => StreamRecord::decode(&bytes)
-            .map_err(|reason| StoreError::corrupt(0, format!("{dispute_id:?}: {reason}"))),
-    }
-}
-
-/// The appends of `record` that are durable: appends grow with seqs, and each is durable whole.
-fn durable(record: &StreamRecord, head: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
-    record
-        .appends
-        .iter()
-        .copied()
-        .take_while(move |&(first, count)| first + u64::from(count) - 1 <= head)
+    Ok(record(trees, dispute_id)?.unwrap_or_default())
 }
 
 pub(crate) fn read_stream(
@@ -98,14 +99,14 @@ pub(crate) fn read_stream(
 ) -> Result<Vec<Envelope>, StoreError> {
     let record = stream_record(trees, dispute_id)?;
     let mut envelopes = Vec::new();
-    for (first, count) in durable(&record, head) {
+    for (first, count) in record.durable(head) {
         let bytes = trees.events.get(seq_key(first))?.ok_or_else(|| {
             StoreError::corrupt(
                 first,
                 format!("stream {dispute_id:?} names an append missing here"),
             )
         })?;
-        let stored = decode_events(&bytes).map_err(|reason| StoreError::corrupt(first, reason))?;
+        let stored = events_at(first, &bytes)?;
         if stored.len() != count as usize {
             return Err(StoreError::corrupt(
                 first,
@@ -136,7 +137,7 @@ pub(crate) fn stream_version(
     head: u64,
 ) -> Result<u64, StoreError> {
     let record = stream_record(trees, dispute_id)?;
-    Ok(durable(&record, head).map(|(_, n)| u64::from(n)).sum())
+    Ok(record.durable(head).map(|(_, n)| u64::from(n)).sum())
 }
 
 pub(crate) fn read_from(

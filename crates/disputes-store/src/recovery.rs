@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::error::StoreError;
 use crate::layout::{
-    decode_events, decode_u64, CommandRow, StreamRecord, FORMAT, FORMAT_KEY, FORMAT_V1, HEAD_KEY,
-    LAST_HASH_KEY,
+    decode_events, decode_u64, CommandRow, FORMAT, FORMAT_KEY, FORMAT_V1, HEAD_KEY, LAST_HASH_KEY,
 };
 use crate::reads;
 use crate::sled_store::Trees;
@@ -78,7 +77,7 @@ pub(crate) fn check_tail(trees: &Trees, tail: u64) -> Result<u64, StoreError> {
         check_last_hash(trees, head)?;
     }
     for (dispute_id, version) in last_versions {
-        let recorded = record(trees, &dispute_id)?.map(|r| r.version());
+        let recorded = reads::record(trees, &dispute_id)?.map(|r| r.version());
         if recorded != Some(version) {
             return Err(StoreError::corrupt(
                 head,
@@ -145,7 +144,8 @@ pub(crate) fn check_event(
 
 fn check_indexed(trees: &Trees, envelope: &Envelope) -> Result<(), StoreError> {
     validate::id("dispute_id", &envelope.dispute_id)?;
-    let indexed = record(trees, &envelope.dispute_id)?.and_then(|r| r.version_at(envelope.seq));
+    let indexed =
+        reads::record(trees, &envelope.dispute_id)?.and_then(|r| r.version_at(envelope.seq));
     if envelope.version == 0 || indexed != Some(envelope.version) {
         return Err(StoreError::corrupt(
             envelope.seq,
@@ -172,14 +172,4 @@ fn check_indexed(trees: &Trees, envelope: &Envelope) -> Result<(), StoreError> {
             format!("command {command_id:?} does not record this event"),
         )),
     }
-}
-
-/// `dispute_id`'s stream record, if it has one.
-pub(crate) fn record(trees: &Trees, dispute_id: &str) -> Result<Option<StreamRecord>, StoreError> {
-    let Some(bytes) = trees.disputes.get(dispute_id.as_bytes())? else {
-        return Ok(None);
-    };
-    StreamRecord::decode(&bytes)
-        .map(Some)
-        .map_err(|reason| StoreError::corrupt(0, format!("{dispute_id:?}: {reason}")))
 }

@@ -2,11 +2,10 @@
 
 use crate::api::{VerifyBreak, VerifyReport};
 use crate::error::StoreError;
-use crate::layout::{decode_events, seq_key, StreamRecord};
+use crate::layout::StreamRecord;
 use crate::reads;
 use crate::recovery::check_event;
 use crate::sled_store::Trees;
-use crate::stored::decode_stored;
 use disputes_envelope::GENESIS_PREV_HASH;
 
 pub(crate) fn verify(trees: &Trees, head: u64) -> Result<VerifyReport, StoreError> {
@@ -56,7 +55,7 @@ fn verify_records(trees: &Trees, head: u64) -> Result<Option<VerifyBreak>, Store
                 return Ok(Some(VerifyBreak { seq: 0, reason }));
             }
         };
-        count += durable_events(&record, head);
+        count += record.durable(head).map(|(_, n)| u64::from(n)).sum::<u64>();
     }
     if count != head {
         return find_stray_entry(trees, head, count);
@@ -64,54 +63,23 @@ fn verify_records(trees: &Trees, head: u64) -> Result<Option<VerifyBreak>, Store
     Ok(None)
 }
 
-/// Events of `record` at or below `head` (those above were appended after the walk began).
-fn durable_events(record: &StreamRecord, head: u64) -> u64 {
-    record
-        .appends
-        .iter()
-        .filter(|&&(first, count)| first + u64::from(count) - 1 <= head)
-        .map(|&(_, count)| u64::from(count))
-        .sum()
-}
-
-/// More events placed than stored: find the append a record places where its dispute's is not.
+/// More events placed than stored: the first append a record places where its dispute's events
+/// are not (reading each record's stream as a command would).
 fn find_stray_entry(
     trees: &Trees,
     head: u64,
     count: u64,
 ) -> Result<Option<VerifyBreak>, StoreError> {
     for entry in trees.disputes.iter() {
-        let (key, value) = entry?;
-        let dispute_id = String::from_utf8_lossy(&key).into_owned();
-        let Ok(record) = StreamRecord::decode(&value) else {
-            continue;
-        };
-        let mut version = 0u64;
-        for &(first, n) in &record.appends {
-            if first + u64::from(n) - 1 > head {
-                break;
+        let (key, _) = entry?;
+        let dispute_id = String::from_utf8_lossy(&key);
+        match reads::read_stream(trees, &dispute_id, head) {
+            Ok(_) => {}
+            Err(StoreError::Corrupt { seq, reason }) => {
+                let reason = format!("the stream record of {dispute_id:?}: {reason}");
+                return Ok(Some(VerifyBreak { seq, reason }));
             }
-            let stray = |seq| {
-                let reason =
-                    format!("the stream record of {dispute_id:?} places {seq}, another event");
-                Ok(Some(VerifyBreak { seq, reason }))
-            };
-            let Some(bytes) = trees.events.get(seq_key(first))? else {
-                return stray(first);
-            };
-            let Ok(stored) = decode_events(&bytes) else {
-                return stray(first);
-            };
-            if stored.len() != n as usize {
-                return stray(first);
-            }
-            for (seq, one) in (first..).zip(stored) {
-                version += 1;
-                match decode_stored(seq, one) {
-                    Ok(e) if e.dispute_id == dispute_id && e.version == version => {}
-                    _ => return stray(seq),
-                }
-            }
+            Err(other) => return Err(other),
         }
     }
     let reason = format!("the stream records place {count} events for {head} stored");

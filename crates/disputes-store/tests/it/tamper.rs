@@ -51,6 +51,15 @@ fn open_checking_tail(dir: &Path, tail: u64) -> SledStore {
     .unwrap()
 }
 
+/// The seq `open` refuses the store at (`Corrupt`), if it refuses it so.
+fn refused_at(dir: &Path) -> Option<u64> {
+    match SledStore::open(dir, StoreOptions::default()) {
+        Err(StoreError::Corrupt { seq, .. }) => Some(seq),
+        Err(other) => panic!("refused, but not as corrupt: {other}"),
+        Ok(_) => None,
+    }
+}
+
 fn first_break(dir: &Path) -> (u64, String, u64) {
     let report = open_checking_tail(dir, 5).verify().unwrap();
     let broken = report.first_break.expect("verify finds the break");
@@ -71,11 +80,7 @@ fn verify_finds_an_event_whose_bytes_changed() {
         "{reason}"
     );
     // The default start-up check covers seq 7 and refuses to open.
-    let refused = SledStore::open(dir.path(), StoreOptions::default()).err();
-    assert!(
-        matches!(refused, Some(StoreError::Corrupt { seq: 7, .. })),
-        "{refused:?}"
-    );
+    assert_eq!(refused_at(dir.path()), Some(7));
 }
 
 #[test]
@@ -166,11 +171,7 @@ fn an_event_inside_an_append_of_several_is_checked_like_any_other() {
     let (seq, reason, events) = first_break(dir.path());
     assert_eq!((seq, events), (5, 4), "{reason}");
     assert!(reason.contains("changed after it was written"), "{reason}");
-    let refused = SledStore::open(dir.path(), StoreOptions::default()).err();
-    assert!(
-        matches!(refused, Some(StoreError::Corrupt { seq: 5, .. })),
-        "{refused:?}"
-    );
+    assert_eq!(refused_at(dir.path()), Some(5));
 
     let dir = tempfile::tempdir().unwrap();
     four_appends_of_three(dir.path());
@@ -181,11 +182,28 @@ fn an_event_inside_an_append_of_several_is_checked_like_any_other() {
     let dir = tempfile::tempdir().unwrap();
     four_appends_of_three(dir.path());
     tamper(dir.path(), 12, |_| None);
-    let refused = SledStore::open(dir.path(), StoreOptions::default()).err();
-    assert!(
-        matches!(refused, Some(StoreError::Corrupt { seq: 12, .. })),
-        "{refused:?}"
-    );
+    assert_eq!(refused_at(dir.path()), Some(12));
+}
+
+#[test]
+fn verify_finds_a_stream_record_placing_another_disputes_event() {
+    let dir = tempfile::tempdir().unwrap();
+    twenty_events(dir.path());
+    {
+        let db = raw_sled(dir.path());
+        // d-1's events are seqs 2, 6, 10, 14, 18; seq 19 is d-2's.
+        let disputes = db.open_tree(DISPUTES_TREE).unwrap();
+        let bytes = disputes.get("d-1").unwrap().unwrap();
+        let mut record = StreamRecord::decode(&bytes).unwrap();
+        record.appends.push((19, 1));
+        disputes.insert("d-1", record.encode()).unwrap();
+        db.flush().unwrap();
+    }
+    // The start-up check of the last event only (d-3's) does not look at d-1's record.
+    let report = open_checking_tail(dir.path(), 1).verify().unwrap();
+    let broken = report.first_break.expect("verify finds the break");
+    assert_eq!(broken.seq, 19, "{}", broken.reason);
+    assert_eq!(report.events, 20, "every event itself checks out");
 }
 
 #[test]
@@ -193,11 +211,7 @@ fn open_refuses_a_log_that_lost_its_head_event() {
     let dir = tempfile::tempdir().unwrap();
     twenty_events(dir.path());
     tamper(dir.path(), 20, |_| None);
-    let refused = SledStore::open(dir.path(), StoreOptions::default()).err();
-    assert!(
-        matches!(refused, Some(StoreError::Corrupt { seq: 20, .. })),
-        "{refused:?}"
-    );
+    assert_eq!(refused_at(dir.path()), Some(20));
 }
 
 #[test]
