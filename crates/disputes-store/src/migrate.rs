@@ -27,22 +27,8 @@ pub(crate) fn from_v1(
     let started = Instant::now();
     let streams = db.open_tree(STREAMS_TREE)?;
     trees.disputes.clear()?; // what an interrupted migration wrote
-    let mut batch = sled::Batch::default();
-    let (mut in_batch, mut disputes) = (0usize, 0u64);
+    let mut records = Records::new(&trees.disputes);
     let mut current: Option<(String, StreamRecord)> = None;
-    let mut put =
-        |dispute: Option<(String, StreamRecord)>, force: bool| -> Result<(), StoreError> {
-            if let Some((dispute_id, record)) = dispute {
-                batch.insert(dispute_id.as_bytes(), record.encode());
-                in_batch += 1;
-                disputes += 1;
-            }
-            if in_batch >= RECORDS_PER_BATCH || (force && in_batch > 0) {
-                trees.disputes.apply_batch(std::mem::take(&mut batch))?;
-                in_batch = 0;
-            }
-            Ok(())
-        };
     for entry in streams.iter() {
         let (key, value) = entry?;
         let (Some((dispute_id, version)), Some(seq)) = (parse_stream_key(&key), decode_u64(&value))
@@ -53,11 +39,14 @@ pub(crate) fn from_v1(
             ));
         };
         if current.as_ref().is_none_or(|(d, _)| *d != dispute_id) {
-            put(current.take(), false)?;
-            current = Some((dispute_id.clone(), StreamRecord::default()));
+            let next = (dispute_id.clone(), StreamRecord::default());
+            if let Some(done) = current.replace(next) {
+                records.put(done)?;
+            }
         }
         let (_, record) = current.as_mut().expect("just set");
-        if version != record.version() + 1 {
+        // One entry per event in format 1, so the record's length is its version.
+        if version != record.appends.len() as u64 + 1 {
             return Err(StoreError::corrupt(
                 seq,
                 format!("format 1 stream index: {dispute_id:?} has version {version} out of order"),
@@ -65,13 +54,59 @@ pub(crate) fn from_v1(
         }
         record.push(seq, 1);
     }
-    put(current.take(), true)?;
+    if let Some(done) = current {
+        records.put(done)?;
+    }
+    let disputes = records.finish()?;
     sync(db, disk.as_deref_mut())?;
     trees.meta.insert(FORMAT_KEY, FORMAT)?;
     sync(db, disk)?;
     let elapsed_ms = started.elapsed().as_millis() as u64;
     tracing::info!(disputes, elapsed_ms, "event store migrated from format 1");
     Ok(())
+}
+
+/// Stream records written in sled batches of [`RECORDS_PER_BATCH`].
+struct Records<'a> {
+    tree: &'a sled::Tree,
+    batch: sled::Batch,
+    in_batch: usize,
+    written: u64,
+}
+
+impl<'a> Records<'a> {
+    fn new(tree: &'a sled::Tree) -> Records<'a> {
+        Records {
+            tree,
+            batch: sled::Batch::default(),
+            in_batch: 0,
+            written: 0,
+        }
+    }
+
+    fn put(&mut self, (dispute_id, record): (String, StreamRecord)) -> Result<(), StoreError> {
+        self.batch.insert(dispute_id.as_bytes(), record.encode());
+        self.in_batch += 1;
+        self.written += 1;
+        if self.in_batch == RECORDS_PER_BATCH {
+            self.apply()?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self) -> Result<(), StoreError> {
+        self.tree.apply_batch(std::mem::take(&mut self.batch))?;
+        self.in_batch = 0;
+        Ok(())
+    }
+
+    /// Writes what is left; the records written.
+    fn finish(mut self) -> Result<u64, StoreError> {
+        if self.in_batch > 0 {
+            self.apply()?;
+        }
+        Ok(self.written)
+    }
 }
 
 /// Drops what a migration left of format 1, if anything: only once the store is of the current
