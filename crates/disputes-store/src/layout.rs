@@ -54,8 +54,8 @@ pub fn seq_key(seq: u64) -> [u8; 8] {
     seq.to_be_bytes()
 }
 
-/// Prefix of one dispute's stream keys: its length (one byte) then its bytes, so that no dispute
-/// id's prefix is another's. `dispute_id` is at most [`crate::limits::ID_BYTES_MAX`] bytes.
+/// Prefix of one dispute's stream keys in a format 1 store (read by `LogReader`, rewritten by the
+/// migration): its length (one byte) then its bytes, so that no dispute id's prefix is another's. `dispute_id` is at most [`crate::limits::ID_BYTES_MAX`] bytes.
 pub fn stream_prefix(dispute_id: &str) -> Vec<u8> {
     let len = u8::try_from(dispute_id.len()).expect("ids are at most 255 bytes");
     let mut key = Vec::with_capacity(dispute_id.len() + 9);
@@ -72,7 +72,7 @@ pub fn stream_key(dispute_id: &str, version: u64) -> Vec<u8> {
     key
 }
 
-/// `(dispute_id, version)` of a stream key, if it is one.
+/// `(dispute_id, version)` of a format 1 stream key, if it is one.
 pub fn parse_stream_key(key: &[u8]) -> Option<(String, u64)> {
     let (&len, rest) = key.split_first()?;
     let len = usize::from(len);

@@ -121,3 +121,29 @@ pub fn check_stream_version(expected: u64, actual: u64, events: usize) -> Result
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_append_is_refused_unless_the_stream_is_at_its_expected_version() {
+        assert!(check_stream_version(3, 3, 2).is_ok());
+        assert!(matches!(
+            check_stream_version(2, 3, 1),
+            Err(StoreError::VersionConflict {
+                expected: 2,
+                actual: 3
+            })
+        ));
+    }
+
+    #[test]
+    fn a_stream_takes_no_event_past_its_limit() {
+        let full = STREAM_EVENTS_MAX;
+        assert!(check_stream_version(full - 2, full - 2, 2).is_ok());
+        let refused = check_stream_version(full - 2, full - 2, 3).unwrap_err();
+        assert!(matches!(refused, StoreError::Invalid(_)), "{refused:?}");
+        assert!(check_stream_version(full, full, 1).is_err());
+    }
+}
