@@ -33,6 +33,18 @@ fn tamper(dir: &Path, seq: u64, change: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>)
     db.flush().unwrap();
 }
 
+/// A store `fill` wrote, closed, with the event at `seq` rewritten by `change` as [`tamper`] does.
+fn tampered(
+    fill: fn(&Path),
+    seq: u64,
+    change: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>,
+) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path());
+    tamper(dir.path(), seq, change);
+    dir
+}
+
 fn replace(bytes: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
     let text = String::from_utf8(bytes).unwrap();
     assert!(text.contains(from), "{text}");
@@ -68,9 +80,7 @@ fn first_break(dir: &Path) -> (u64, String, u64) {
 
 #[test]
 fn verify_finds_an_event_whose_bytes_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    twenty_events(dir.path());
-    tamper(dir.path(), 7, |bytes| {
+    let dir = tampered(twenty_events, 7, |bytes| {
         Some(replace(bytes, "\"i\":0", "\"i\":9"))
     });
     let (seq, reason, events) = first_break(dir.path());
@@ -85,9 +95,7 @@ fn verify_finds_an_event_whose_bytes_changed() {
 
 #[test]
 fn a_changed_event_with_a_recomputed_hash_breaks_the_next_link() {
-    let dir = tempfile::tempdir().unwrap();
-    twenty_events(dir.path());
-    tamper(dir.path(), 7, |bytes| {
+    let dir = tampered(twenty_events, 7, |bytes| {
         let mut envelope: Envelope = serde_json::from_slice(&bytes[1..]).unwrap();
         envelope.actor.id = "someone-else".into();
         envelope.hash = compute_hash(&envelope.prev_hash, &envelope);
@@ -114,9 +122,7 @@ fn verify_finds_bytes_that_are_not_the_canonical_form() {
     assert_eq!(seq, 3);
     assert!(reason.contains("unknown field `x`"), "{reason}");
     // Same fields, another form: a space the hash does not cover.
-    let dir = tempfile::tempdir().unwrap();
-    twenty_events(dir.path());
-    tamper(dir.path(), 5, |bytes| {
+    let dir = tampered(twenty_events, 5, |bytes| {
         Some(replace(bytes, "{\"actor\"", "{ \"actor\""))
     });
     let (seq, reason, _) = first_break(dir.path());
@@ -126,9 +132,7 @@ fn verify_finds_bytes_that_are_not_the_canonical_form() {
 
 #[test]
 fn verify_finds_a_missing_event_and_a_broken_index() {
-    let dir = tempfile::tempdir().unwrap();
-    twenty_events(dir.path());
-    tamper(dir.path(), 12, |_| None);
+    let dir = tampered(twenty_events, 12, |_| None);
     let (seq, reason, _) = first_break(dir.path());
     assert_eq!(seq, 12, "{reason}");
 
@@ -173,15 +177,11 @@ fn an_event_inside_an_append_of_several_is_checked_like_any_other() {
     assert!(reason.contains("changed after it was written"), "{reason}");
     assert_eq!(refused_at(dir.path()), Some(5));
 
-    let dir = tempfile::tempdir().unwrap();
-    four_appends_of_three(dir.path());
-    tamper(dir.path(), 5, |_| None);
+    let dir = tampered(four_appends_of_three, 5, |_| None);
     let (seq, reason, _) = first_break(dir.path());
     assert_eq!(seq, 5, "{reason}");
 
-    let dir = tempfile::tempdir().unwrap();
-    four_appends_of_three(dir.path());
-    tamper(dir.path(), 12, |_| None);
+    let dir = tampered(four_appends_of_three, 12, |_| None);
     assert_eq!(refused_at(dir.path()), Some(12));
 }
 
@@ -208,9 +208,7 @@ fn verify_finds_a_stream_record_placing_another_disputes_event() {
 
 #[test]
 fn open_refuses_a_log_that_lost_its_head_event() {
-    let dir = tempfile::tempdir().unwrap();
-    twenty_events(dir.path());
-    tamper(dir.path(), 20, |_| None);
+    let dir = tampered(twenty_events, 20, |_| None);
     assert_eq!(refused_at(dir.path()), Some(20));
 }
 
